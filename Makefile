@@ -1,0 +1,55 @@
+# Rumor: one Makefile for the firmware, the host tools and their tests.
+# On a fresh machine `make test` (or `make demo`) does all the set-up itself.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.rumor-installed
+FW_SRC := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*')
+MPY_ARCH ?= xtensawin
+
+.PHONY: setup test test-all firmware typecheck lint bench bench-core demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+# Everything CI checks: the firmware compiles for the board, type-checks
+# against the ESP32 stubs, lints, and all tests pass (firmware tests under
+# both MicroPython and CPython, host tests under CPython).
+test: setup firmware typecheck lint
+	$(BIN)/pytest -m "not slow and not hardware"
+
+test-all: setup
+	$(BIN)/pytest
+
+# mpy-cross every firmware file into build/firmware/ (ESP32 arch by default).
+firmware: setup
+	@rm -rf build/firmware
+	@for f in $(FW_SRC); do \
+		out=build/$${f%.py}.mpy; mkdir -p $$(dirname $$out); \
+		$(BIN)/mpy-cross -march=$(MPY_ARCH) -o $$out $$f || exit 1; \
+	done
+	@echo "firmware: $(words $(FW_SRC)) files compiled to build/firmware/ ($(MPY_ARCH))"
+
+# firmware/ against the ESP32 port's stubs (only APIs the board has);
+# host_tools/ against ordinary CPython.
+typecheck: setup
+	$(BIN)/pyright --project firmware/pyrightconfig.json \
+		--typeshedpath "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+	$(BIN)/mypy host_tools
+
+lint: setup
+	$(BIN)/ruff check firmware host_tools tests
+
+bench-core: setup
+	$(PY) -m rumor_host.bench_core --out bench/core.json
+
+bench: bench-core
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,128 @@
+# Config: every knob of the gossip core, checked once at construction.
+#
+# A bad value raises ValueError here, naming the field, so that a node never
+# discovers a nonsense setting halfway through a field test.  Everything the
+# engine allocates is sized from these numbers and nothing else.
+
+# Modes are the seed design's three migration phases.
+MODES = ("flood", "hybrid", "gossip")
+
+# Age travels on the wire in 4 ms units in 16 bits (docs/wire.md).
+AGE_UNIT_MS = 4
+MAX_AGE_MS = 0xFFFF * AGE_UNIT_MS
+DATA_HDR = 16  # bytes of header in front of a DATA payload (docs/wire.md)
+
+_FIELDS = (
+    # name, default, low, high   (None: not a plain integer range)
+    ("fanout", 4, 1, 32),
+    ("gossip_interval_ms", 1000, 10, 3600000),
+    ("max_message_age_ms", 60000, 100, MAX_AGE_MS),
+    ("prune_interval_ms", 30000, 10, 3600000),
+    ("push_pull_ratio", 0.7, None, None),
+    ("ring_slots", 32, 1, 4096),
+    ("max_payload", 234, 1, 4096),
+    ("dedup_slots", 256, 4, 65536),
+    ("max_peers", 16, 1, 250),
+    ("mode", "gossip", None, None),
+    # The medium: True when one frame with to_peers=None reaches every
+    # neighbour (ESP-NOW broadcast, LoRa, the virtual UDP medium).
+    ("broadcast", True, None, None),
+    ("mtu", 250, 24, 4096),
+    ("hop_limit", 32, 1, 255),
+    # Broadcast relaying (counter-based suppression, as Trickle, RFC 6206):
+    # a new message is rebroadcast after a random delay in [0, relay_delay_ms)
+    # unless suppress_count copies of it were heard meanwhile (0: never cancel).
+    ("relay_delay_ms", 40, 0, 60000),
+    ("suppress_count", 2, 0, 255),
+    # Managed flooding: a weaker signal gives a shorter delay (rssi passed
+    # to receive(); rssi_floor..rssi_ceil maps onto the delay window).
+    ("delay_by_signal", False, None, None),
+    # Anti-entropy on a broadcast medium runs on a Trickle timer: interval
+    # from gossip_interval_ms doubling up to 2**digest_doublings times that.
+    ("digest_doublings", 5, 0, 16),
+    # Unicast push rounds a new message takes part in (seed-style gossip).
+    ("push_rounds", 3, 0, 255),
+    ("adaptive_fanout", False, None, None),
+    ("peer_timeout_ms", 30000, 100, 86400000),
+    ("addr_max", 8, 1, 64),
+)
+
+
+class Config:
+    """All parameters of one node.  Config(**fields) or a preset."""
+
+    def __init__(self, **kw):
+        for name, default, _lo, _hi in _FIELDS:
+            setattr(self, name, kw.pop(name, default))
+        if kw:
+            raise ValueError("unknown Config field(s): " + ", ".join(sorted(kw)))
+        self._check()
+
+    def _check(self):
+        for name, _default, lo, hi in _FIELDS:
+            v = getattr(self, name)
+            if lo is None:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError("Config.%s must be an integer, got %r" % (name, v))
+            if v < lo or v > hi:
+                raise ValueError("Config.%s=%d is out of range %d..%d" % (name, v, lo, hi))
+        r = self.push_pull_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0 or r > 1:
+            raise ValueError("Config.push_pull_ratio must be a number in 0..1, got %r" % (r,))
+        if self.mode not in MODES:
+            raise ValueError("Config.mode must be one of %s, got %r" % ("/".join(MODES), self.mode))
+        for name in ("broadcast", "delay_by_signal", "adaptive_fanout"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError("Config.%s must be True or False" % name)
+        if self.max_payload + DATA_HDR > self.mtu:
+            raise ValueError(
+                "Config.max_payload=%d needs a %d-byte frame, larger than mtu=%d"
+                % (self.max_payload, self.max_payload + DATA_HDR, self.mtu)
+            )
+        d = self.dedup_slots
+        if d & (d - 1) or d < 4:
+            raise ValueError("Config.dedup_slots must be a power of two >= 4, got %d" % d)
+        if d < self.ring_slots:
+            raise ValueError(
+                "Config.dedup_slots=%d must be >= ring_slots=%d: ids are remembered longer than bodies"
+                % (d, self.ring_slots)
+            )
+        if self.max_message_age_ms < self.gossip_interval_ms:
+            raise ValueError("Config.max_message_age_ms must be >= gossip_interval_ms")
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name, _d, _l, _h in _FIELDS}
+
+    def replace(self, **kw):
+        d = self.to_dict()
+        d.update(kw)
+        return Config(**d)
+
+    def __repr__(self):
+        return "Config(%s)" % ", ".join("%s=%r" % kv for kv in sorted(self.to_dict().items()))
+
+    # The seed's tuning table: network size -> fanout, interval, age.
+    @classmethod
+    def small(cls, **kw):
+        """Up to ~20 nodes."""
+        d = dict(fanout=3, gossip_interval_ms=1500, max_message_age_ms=30000,
+                 ring_slots=16, dedup_slots=128, max_peers=8)
+        d.update(kw)
+        return cls(**d)
+
+    @classmethod
+    def medium(cls, **kw):
+        """Up to ~200 nodes (the defaults)."""
+        d = dict(fanout=4, gossip_interval_ms=1000, max_message_age_ms=60000,
+                 ring_slots=32, dedup_slots=256, max_peers=16)
+        d.update(kw)
+        return cls(**d)
+
+    @classmethod
+    def large(cls, **kw):
+        """Hundreds to thousands of nodes."""
+        d = dict(fanout=6, gossip_interval_ms=500, max_message_age_ms=120000,
+                 ring_slots=64, dedup_slots=512, max_peers=32)
+        d.update(kw)
+        return cls(**d)

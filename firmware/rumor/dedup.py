@@ -1,0 +1,104 @@
+# Dedup: the ids this node has seen, in one preallocated hash table.
+#
+# A message id is (origin, seq): 48 bits, kept as two 24-bit ints so that no
+# value ever needs a big int on a 32-bit board.  The table is 4-way set
+# associative: an id hashes to a bucket of 4 entries and is looked for only
+# there, so a lookup is at most 4 compares and there are no tombstones.  When
+# a bucket is full the oldest entry without a ring body goes first.
+# The table has more entries than the ring has slots, so an id stays
+# recognised as seen well after its body was evicted.
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+from .ticks import MASK
+
+_HALF = const(0x20000000)
+_EMPTY = const(-1)
+
+
+class Dedup:
+    def __init__(self, slots):
+        # slots: a power of two >= 4 (Config checks it)
+        self.slots = slots
+        self._bmask = (slots >> 2) - 1
+        self.hi = array("i", [_EMPTY] * slots)  # origin >> 8, or -1 when free
+        self.lo = array("i", [0] * slots)  # (origin & 0xff) << 16 | seq
+        self.at = array("i", [0] * slots)  # tick when first seen
+        self.slot = array("h", [-1] * slots)  # ring slot holding the body, or -1
+        self.used = 0
+
+    def memory_bytes(self):
+        return self.slots * (4 + 4 + 4 + 2)
+
+    def find(self, hi, lo):
+        """Index of (hi, lo), or -1.  Allocates nothing."""
+        b = ((hi ^ (hi >> 7) ^ lo ^ (lo >> 11)) & self._bmask) << 2
+        h = self.hi
+        el = self.lo
+        if h[b] == hi and el[b] == lo:
+            return b
+        b += 1
+        if h[b] == hi and el[b] == lo:
+            return b
+        b += 1
+        if h[b] == hi and el[b] == lo:
+            return b
+        b += 1
+        if h[b] == hi and el[b] == lo:
+            return b
+        return -1
+
+    def add(self, hi, lo, now):
+        """Insert an id known to be absent; return its index.
+
+        The entry it replaces may still own a ring body (slot[i] >= 0): the
+        caller must free that body first, which it learns from slot[i].
+        """
+        b = ((hi ^ (hi >> 7) ^ lo ^ (lo >> 11)) & self._bmask) << 2
+        h = self.hi
+        at = self.at
+        sl = self.slot
+        best = -1
+        best_age = -1
+        best_body = True
+        for i in range(b, b + 4):
+            if h[i] == _EMPTY:
+                best = i
+                break
+            age = ((now - at[i] + _HALF) & MASK) - _HALF
+            body = sl[i] >= 0
+            # prefer entries without a body, then the oldest
+            if (best_body and not body) or (body == best_body and age > best_age):
+                best = i
+                best_age = age
+                best_body = body
+        if h[best] == _EMPTY:
+            self.used += 1
+        h[best] = hi
+        self.lo[best] = lo
+        at[best] = now
+        return best
+
+    def forget_older(self, now, horizon_ms):
+        """Drop ids first seen more than horizon_ms ago that have no body."""
+        h = self.hi
+        at = self.at
+        sl = self.slot
+        n = 0
+        for i in range(self.slots):
+            if h[i] != _EMPTY and sl[i] < 0 and ((now - at[i] + _HALF) & MASK) - _HALF > horizon_ms:
+                h[i] = _EMPTY
+                n += 1
+        self.used -= n
+        return n
+
+    def clear(self):
+        for i in range(self.slots):
+            self.hi[i] = _EMPTY
+            self.slot[i] = -1
+        self.used = 0

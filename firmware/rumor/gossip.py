@@ -1,0 +1,854 @@
+# Gossip: the protocol engine.  Sans-IO: it reads no clock, radio or random
+# source of its own; they are handed to it (see README "The core").
+#
+#   g = Gossip(cfg, node_id, clock=ticks_ms_fn, rand=getrandbits_fn)
+#   g.on_forward(send)        # send(frame, to_peers): to_peers None = one broadcast
+#   g.on_message(deliver)     # deliver(msg): msg is reused, valid during the call
+#   g.start(); g.publish(b"hi"); g.receive(frame, from_peer); g.tick()
+#
+# Everything it keeps is allocated in __init__: the ring of bodies, the dedup
+# table of ids, the peer table and one frame of scratch.  receive() of a
+# duplicate, of a new message and of a digest allocates nothing (the unix-port
+# tests hold micropython.heap_lock() around them), so the engine never
+# fragments the heap of a board that runs for weeks.
+#
+# Frame layouts are in docs/wire.md and wire.py; the offsets are repeated here
+# as private consts because MicroPython inlines only a module's own consts.
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+from .config import Config
+from .dedup import Dedup
+from .peers import Peers
+from .ring import PUSH, RELAY, Ring
+
+_MASK = const(0x3FFFFFFF)
+_HALF = const(0x20000000)
+
+_VERSION = const(1)
+_T_DATA = const(1)
+_T_DIGEST = const(2)
+_T_REQUEST = const(3)
+_HDR = const(16)  # DATA and DIGEST header
+_REQ_HDR = const(8)  # REQUEST header
+_ID = const(6)  # origin(4) + seq(2)
+_AGE_SHIFT = const(2)  # age on the wire in 4 ms units
+_AGE_WIRE_MAX = const(0xFFFF)
+_PRIO_MASK = const(0x03)
+_F_TRUNCATED = const(0x01)  # DIGEST flags: more live ids than listed
+
+_FLOOD = const(0)
+_HYBRID = const(1)
+_GOSSIP = const(2)
+
+
+class Message:
+    """What on_message callbacks get.  One instance per engine, reused: read
+    it during the callback, copy what you keep (payload() makes a copy)."""
+
+    def __init__(self):
+        self.frame = b""  # the whole frame, header included
+        self.hops = 0  # transmissions it took to get here (1: from the origin)
+        self.priority = 0
+        self.age_ms = 0
+        self.seq = 0
+        self.origin_hi = 0
+        self.origin_lo = 0
+
+    @property
+    def origin(self):
+        return (self.origin_hi << 16) | self.origin_lo
+
+    @property
+    def id(self):
+        """(origin << 16) | seq, as publish() returned it at the origin."""
+        return (((self.origin_hi << 16) | self.origin_lo) << 16) | self.seq
+
+    def payload(self):
+        return bytes(self.frame[_HDR:])
+
+    def __len__(self):
+        return len(self.frame) - _HDR
+
+
+class Gossip:
+    def __init__(self, config, node_id, clock, rand):
+        if not isinstance(config, Config):
+            raise ValueError("config must be a rumor.Config")
+        if not isinstance(node_id, int) or node_id < 0 or node_id > 0xFFFFFFFF:
+            raise ValueError("node_id must be an int in 0..0xFFFFFFFF, got %r" % (node_id,))
+        if not callable(clock) or not callable(rand):
+            raise ValueError("clock and rand must be callables")
+        c = config
+        self.config = c
+        self.node_id = node_id
+        self._clock = clock
+        self._rand = rand
+        self._me_hi = node_id >> 16
+        self._me_lo = node_id & 0xFFFF
+        self._mode = ("flood", "hybrid", "gossip").index(c.mode)
+        self._bcast = c.broadcast
+        self._mtu = c.mtu
+        self._max_payload = c.max_payload
+        self._age_max = c.max_message_age_ms
+        self._hop_limit = c.hop_limit
+        self._delay = c.relay_delay_ms
+        self._k = c.suppress_count
+        self._by_signal = c.delay_by_signal
+        self._fanout = c.fanout
+        self._interval = c.gossip_interval_ms
+        self._imax = c.gossip_interval_ms << c.digest_doublings
+        self._prune_every = c.prune_interval_ms
+        self._peer_timeout = c.peer_timeout_ms
+        # push_pull_ratio as a 16-bit threshold: no floats on the hot path
+        self._push_q16 = int(c.push_pull_ratio * 65536 + 0.5)
+        self.rssi_floor = -100  # delay_by_signal: this rssi (or weaker) relays first
+        self.rssi_ceil = -40  # ...and this (or stronger) waits the whole window
+
+        self._ring = Ring(c.ring_slots, c.mtu)
+        self._dedup = Dedup(c.dedup_slots)
+        self._peers = Peers(c.max_peers, c.addr_max)
+        self._tx = bytearray(c.mtu)  # digest / request scratch, exact length when sent
+        self._blank = bytes(c.mtu)  # restores _tx to full length without allocating
+        # to_peers lists, one per length, reused: no list is built per send
+        self._lists = [[None] * k for k in range(c.max_peers + 1)]
+        self._cand = bytearray(c.max_peers)  # candidate rows for a round
+        self._msg = Message()
+        self._on_msg = None
+        self._on_fwd = None
+        self._running = False
+        self._seq = 0
+        self._sum_n = 0  # live count found by the last _summary()
+
+        # timers (ticks)
+        self._next_prune = 0
+        self._next_round = 0  # unicast rounds
+        self._next_relay = 0  # earliest due[] among pending relays
+        self._relay_pending = False
+        self._t_i = c.gossip_interval_ms  # Trickle interval
+        self._t_end = 0
+        self._t_fire = 0
+        self._t_heard = 0  # consistent digests heard this interval
+        self._t_fired = False
+
+        # stats: counters are 30-bit and wrap, as ticks do (readers that
+        # sample them periodically unwrap them the same way).
+        self.frames_in = 0
+        self.frames_out = 0
+        self.bytes_out = 0
+        self.delivered = 0
+        self.published = 0
+        self.duplicates = 0
+        self.malformed = 0
+        self.bad_version = 0
+        self.evicted = 0
+        self.expired = 0
+        self.suppressed = 0  # pending relays cancelled by copies heard
+        self.hop_limited = 0
+        self.digests_out = 0
+        self.requests_out = 0
+        self.answered = 0  # messages sent because a digest or request lacked them
+
+    # -- wiring ------------------------------------------------------------------
+    def on_message(self, cb):
+        self._on_msg = cb
+
+    def on_forward(self, cb):
+        self._on_fwd = cb
+
+    def add_peer(self, addr):
+        if not isinstance(addr, (bytes, bytearray)) or not 0 < len(addr) <= self.config.addr_max:
+            raise ValueError(
+                "peer address must be 1..%d bytes, got %r" % (self.config.addr_max, addr)
+            )
+        self._peers.add_static(addr, self._now())
+
+    def remove_peer(self, addr):
+        return self._peers.remove(addr)
+
+    def start(self):
+        if self._on_fwd is None:
+            raise RuntimeError("call on_forward(cb) before start(): the engine has no radio")
+        now = self._now()
+        self._running = True
+        # Sequence numbers start at random so that a rebooted node does not
+        # reuse ids its neighbours still remember.
+        self._seq = self._rand(16) & 0xFFFF
+        self._next_prune = (now + self._prune_every) & _MASK
+        self._next_round = (now + self._rand(16) % self._interval) & _MASK
+        self._trickle_begin(now, self._interval)
+
+    def stop(self):
+        self._running = False
+
+    @property
+    def running(self):
+        return self._running
+
+    def _now(self):
+        return self._clock() & _MASK
+
+    # -- sending ------------------------------------------------------------------
+    def _send(self, frame, to):
+        self.frames_out = (self.frames_out + 1) & _MASK
+        self.bytes_out = (self.bytes_out + len(frame)) & _MASK
+        self._on_fwd(frame, to)
+
+    def _send_slot(self, s, now, to):
+        """Send ring slot s with its age and hop count brought up to date.
+        False (and nothing sent) when it has expired or reached the hop limit."""
+        r = self._ring
+        age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
+        if age > self._age_max:
+            return False
+        f = r.frame[s]
+        h = r.hops[s]
+        if h > f[3]:
+            self.hop_limited += 1
+            return False
+        f[2] = h
+        a = age >> _AGE_SHIFT
+        if a > _AGE_WIRE_MAX:
+            a = _AGE_WIRE_MAX
+        f[14] = a >> 8
+        f[15] = a & 0xFF
+        self._send(f, to)
+        return True
+
+    def _everyone(self, s, now):
+        """Send slot s to every neighbour: one broadcast, or one unicast per peer."""
+        if self._bcast:
+            return self._send_slot(s, now, None)
+        lst = self._peer_list(self._ring.src[s], now, 255)
+        if lst is None:
+            return False
+        return self._send_slot(s, now, lst)
+
+    def _peer_list(self, exclude, now, limit):
+        """Up to `limit` peers with an address, at random, as a reused list
+        (None when there is none).  Static peers count even unheard."""
+        p = self._peers
+        fl = p.flags
+        cand = self._cand
+        m = 0
+        for k in range(p.n):
+            if k != exclude and fl[k] and len(p.addr[k]) and (fl[k] & 2 or p.active(k, now, self._peer_timeout)):
+                cand[m] = k
+                m += 1
+        if m == 0:
+            return None
+        if limit > m:
+            limit = m
+        lst = self._lists[limit]
+        for i in range(limit):
+            j = i + self._rand(16) % (m - i)
+            k = cand[j]
+            cand[j] = cand[i]
+            cand[i] = k
+            lst[i] = p.addr[k]
+        return lst
+
+    # -- publish ------------------------------------------------------------------
+    def publish(self, payload, priority=0):
+        """Originate a message; returns its id, (node_id << 16) | seq."""
+        if not self._running:
+            raise RuntimeError("publish() before start()")
+        if not isinstance(priority, int) or not 0 <= priority <= 3:
+            raise ValueError("priority must be 0..3, got %r" % (priority,))
+        n = len(payload)
+        if n > self._max_payload:
+            raise ValueError("payload of %d bytes exceeds max_payload=%d" % (n, self._max_payload))
+        now = self._now()
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        khi = (self._me_hi << 8) | (self._me_lo >> 8)
+        klo = ((self._me_lo & 0xFF) << 16) | seq
+        r = self._ring
+        d = self._dedup
+        i = d.find(khi, klo)
+        if i >= 0:  # seq wrapped onto an id still remembered
+            self._unlink(i)
+        s = self._slot_for(priority)
+        if s < 0:
+            raise RuntimeError("ring full of higher-priority messages")
+        i = self._dedup_add(khi, klo, now)
+        f = self._tx
+        f[0:] = self._blank
+        f[0] = (_VERSION << 4) | _T_DATA
+        f[1] = priority
+        f[2] = 0
+        f[3] = self._hop_limit
+        self._put_id(f, 4, self._me_hi, self._me_lo)
+        self._put_id(f, 8, self._me_hi, self._me_lo)
+        f[12] = seq >> 8
+        f[13] = seq & 0xFF
+        f[_HDR:] = payload
+        r.put(s, f, priority, 0, now, i, -1)
+        d.slot[i] = s
+        self.published += 1
+        self._disseminate(s, priority, now, True, 0)
+        return (self.node_id << 16) | seq
+
+    @staticmethod
+    def _put_id(f, o, hi, lo):
+        f[o] = hi >> 8
+        f[o + 1] = hi & 0xFF
+        f[o + 2] = lo >> 8
+        f[o + 3] = lo & 0xFF
+
+    # -- receive ------------------------------------------------------------------
+    def receive(self, frame, from_peer=None, rssi=0):
+        """Take a frame heard from the radio.  True when it carried a message
+        new to this node.  Never raises on bad input: it counts and drops."""
+        self.frames_in = (self.frames_in + 1) & _MASK
+        if not self._running:
+            return False
+        n = len(frame)
+        if n < _REQ_HDR or n > self._mtu:
+            self.malformed += 1
+            return False
+        vt = frame[0]
+        if vt >> 4 != _VERSION:
+            self.bad_version += 1
+            self.malformed += 1
+            return False
+        t = vt & 0x0F
+        if t == _T_DATA:
+            if n < _HDR or frame[2] > frame[3]:
+                self.malformed += 1
+                return False
+        elif t == _T_DIGEST:
+            if n < _HDR or n != _HDR + _ID * frame[2]:
+                self.malformed += 1
+                return False
+        elif t == _T_REQUEST:
+            if n != _REQ_HDR + _ID * frame[2] or frame[2] == 0:
+                self.malformed += 1
+                return False
+        else:
+            self.malformed += 1
+            return False
+        shi = (frame[4] << 8) | frame[5]
+        slo = (frame[6] << 8) | frame[7]
+        if shi == self._me_hi and slo == self._me_lo:
+            return False  # our own frame, echoed by the medium
+        now = self._clock() & _MASK
+        p = self._peers.hear(shi, slo, from_peer, now)
+        if t == _T_DATA:
+            return self._data(frame, n, p, now, rssi)
+        if t == _T_DIGEST:
+            self._digest(frame, n, p, now)
+        else:
+            self._request(frame, n, p, now)
+        return False
+
+    def _data(self, f, n, p, now, rssi):
+        khi = (f[8] << 16) | (f[9] << 8) | f[10]
+        klo = (f[11] << 16) | (f[12] << 8) | f[13]
+        d = self._dedup
+        i = d.find(khi, klo)
+        if i >= 0:
+            # a duplicate: it may cancel our own pending rebroadcast
+            self.duplicates = (self.duplicates + 1) & _MASK
+            s = d.slot[i]
+            if s >= 0:
+                r = self._ring
+                if r.state[s] & RELAY:
+                    h = r.heard[s] + 1
+                    r.heard[s] = h
+                    if h >= r.need[s] and r.need[s]:
+                        r.state[s] &= ~RELAY
+                        self.suppressed += 1
+            return False
+        if n - _HDR > self._max_payload:
+            self.malformed += 1
+            return False
+        age = ((f[14] << 8) | f[15]) << _AGE_SHIFT
+        if age > self._age_max:
+            self.expired += 1
+            return False
+        prio = f[1] & _PRIO_MASK
+        s = self._slot_for(prio)
+        if s < 0:
+            self.evicted += 1
+            return False
+        if khi == (self._me_hi << 8) | (self._me_lo >> 8) and (klo >> 16) == self._me_lo & 0xFF:
+            # one of our own messages from before a reboot: skip past its seq
+            self._seq = ((klo & 0xFFFF) + 1) & 0xFFFF
+        i = self._dedup_add(khi, klo, now)
+        born = (now - age) & _MASK
+        hops = f[2]
+        r = self._ring
+        r.put(s, f, prio, hops + 1, born, i, p)
+        d.slot[i] = s
+        # the stored copy is what we send: sender field = us
+        g = r.frame[s]
+        g[4] = self._me_hi >> 8
+        g[5] = self._me_hi & 0xFF
+        g[6] = self._me_lo >> 8
+        g[7] = self._me_lo & 0xFF
+        self.delivered = (self.delivered + 1) & _MASK
+        cb = self._on_msg
+        if cb is not None:
+            m = self._msg
+            m.frame = g
+            m.hops = hops + 1
+            m.priority = prio
+            m.age_ms = age
+            m.seq = klo & 0xFFFF
+            m.origin_hi = (f[8] << 8) | f[9]
+            m.origin_lo = (f[10] << 8) | f[11]
+            cb(m)
+        self._disseminate(s, prio, now, False, rssi)
+        return True
+
+    def _slot_for(self, prio):
+        """A ring slot for a new message, evicting (and unlinking) if needed."""
+        r = self._ring
+        s = r.take(prio)
+        if s >= 0 and r.used[s]:
+            self.evicted += 1
+            self._dedup.slot[r.dix[s]] = -1
+            r.free(s)
+        return s
+
+    def _dedup_add(self, khi, klo, now):
+        d = self._dedup
+        i = d.add(khi, klo, now)
+        s = d.slot[i]
+        if s >= 0:  # the entry replaced still had a body: drop the body too
+            self.evicted += 1
+            self._ring.free(s)
+            d.slot[i] = -1
+        return i
+
+    def _unlink(self, i):
+        d = self._dedup
+        s = d.slot[i]
+        if s >= 0:
+            self._ring.free(s)
+            d.slot[i] = -1
+        d.hi[i] = -1
+        d.used -= 1
+
+    def _disseminate(self, s, prio, now, own, rssi):
+        """What to do with a message new to this node (own: we published it)."""
+        r = self._ring
+        mode = self._mode
+        if r.hops[s] > r.frame[s][3]:
+            self.hop_limited += 1
+            return
+        # high priority is flooded at once in every mode (seed's phase 2)
+        if prio > 0 and mode != _FLOOD:
+            self._everyone(s, now)
+            return
+        if mode == _FLOOD or (self._bcast and own):
+            if own or self._delay == 0 or not self._bcast:
+                self._everyone(s, now)
+            else:
+                self._schedule(s, now, self._relay_wait(rssi), self._k)
+            return
+        # gossip (and hybrid's normal priority)
+        if self._bcast:
+            self._schedule(s, now, self._relay_wait(rssi), self._k)
+        else:
+            r.pushes[s] = self.config.push_rounds
+            if r.pushes[s]:
+                r.state[s] |= PUSH
+            if own:
+                self._push_round_one(s, now)
+
+    def _relay_wait(self, rssi):
+        d = self._delay
+        if d == 0:
+            return 0
+        if self._by_signal:
+            # weaker signal -> farther away -> covers more new ground: go first
+            lo = self.rssi_floor
+            hi = self.rssi_ceil
+            if rssi <= lo:
+                base = 0
+            elif rssi >= hi:
+                base = d
+            else:
+                base = (rssi - lo) * d // (hi - lo)
+            return base + self._rand(16) % (d // 4 + 1)
+        return self._rand(16) % d
+
+    def _schedule(self, s, now, wait, need):
+        r = self._ring
+        due = (now + wait) & _MASK
+        r.due[s] = due
+        r.heard[s] = 0
+        r.need[s] = need
+        r.state[s] |= RELAY
+        if not self._relay_pending or ((due - self._next_relay + _HALF) & _MASK) - _HALF < 0:
+            self._next_relay = due
+            self._relay_pending = True
+        if wait == 0:
+            self._relays(now)
+
+    def _relays(self, now):
+        """Send every pending relay that is due; work out the next due time."""
+        r = self._ring
+        st = r.state
+        due = r.due
+        nxt = 0
+        pending = False
+        for s in range(r.slots):
+            if st[s] & RELAY:
+                w = ((due[s] - now + _HALF) & _MASK) - _HALF
+                if w <= 0:
+                    st[s] &= ~RELAY
+                    self._send_slot(s, now, None)
+                elif not pending or ((due[s] - nxt + _HALF) & _MASK) - _HALF < 0:
+                    nxt = due[s]
+                    pending = True
+        self._relay_pending = pending
+        self._next_relay = nxt
+
+    # -- anti-entropy ---------------------------------------------------------------
+    def _summary(self, now):
+        """(live count, 30-bit xor of live ids): equal summaries = in sync.
+        Also leaves r.mark[s] = 1 on live slots and 0 elsewhere."""
+        r = self._ring
+        d = self._dedup
+        x = 0
+        n = 0
+        for s in range(r.slots):
+            r.mark[s] = 0
+            if r.used[s] and ((now - r.born[s] + _HALF) & _MASK) - _HALF <= self._age_max:
+                i = r.dix[s]
+                hi = d.hi[i]
+                lo = d.lo[i]
+                x ^= (hi ^ (lo << 6) ^ (lo >> 18) ^ (hi << 3)) & _MASK
+                n += 1
+                r.mark[s] = 1
+        self._sum_n = n
+        return x
+
+    def _build_digest(self, now):
+        """Fill _tx with a DIGEST of the live ids, newest first.  Returns it."""
+        x = self._summary(now)
+        n = self._sum_n
+        f = self._tx
+        f[0:] = self._blank
+        room = (self._mtu - _HDR) // _ID
+        if room > 255:
+            room = 255
+        r = self._ring
+        od = r.order
+        mark = r.mark
+        # newest first: repeatedly take the highest order among the marked
+        cnt = 0
+        o = _HDR
+        oldest_age = 0
+        base = r._order
+        while cnt < room:
+            best = -1
+            bo = -_HALF
+            for s in range(r.slots):
+                if mark[s] == 1:
+                    v = ((od[s] - base + _HALF) & _MASK) - _HALF
+                    if v > bo:
+                        bo = v
+                        best = s
+            if best < 0:
+                break
+            mark[best] = 2
+            g = r.frame[best]
+            f[o] = g[8]
+            f[o + 1] = g[9]
+            f[o + 2] = g[10]
+            f[o + 3] = g[11]
+            f[o + 4] = g[12]
+            f[o + 5] = g[13]
+            o += _ID
+            cnt += 1
+            oldest_age = ((now - r.born[best] + _HALF) & _MASK) - _HALF
+        f[0] = (_VERSION << 4) | _T_DIGEST
+        f[1] = _F_TRUNCATED if cnt < n else 0
+        f[2] = cnt
+        f[3] = 0
+        self._put_id(f, 4, self._me_hi, self._me_lo)
+        f[8] = (x >> 24) & 0x3F
+        f[9] = (x >> 16) & 0xFF
+        f[10] = (x >> 8) & 0xFF
+        f[11] = x & 0xFF
+        n = n if n < 0xFFFF else 0xFFFF
+        f[12] = n >> 8
+        f[13] = n & 0xFF
+        a = oldest_age >> _AGE_SHIFT
+        if a > _AGE_WIRE_MAX:
+            a = _AGE_WIRE_MAX
+        f[14] = a >> 8
+        f[15] = a & 0xFF
+        f[o:] = b""
+        return f
+
+    def _send_digest(self, now, to):
+        f = self._build_digest(now)
+        if f[2] == 0 and not f[1]:
+            return False
+        self.digests_out += 1
+        self._send(f, to)
+        return True
+
+    def _digest(self, f, n, p, now):
+        x = self._summary(now)
+        theirs = (f[8] << 24) | (f[9] << 16) | (f[10] << 8) | f[11]
+        their_n = (f[12] << 8) | f[13]
+        if theirs == x and their_n == self._sum_n:
+            self._t_heard += 1  # Trickle: a consistent transmission
+            return
+        self._trickle_reset(now)
+        r = self._ring
+        d = self._dedup
+        mark = r.mark  # 1 on our live slots (from _summary)
+        q = self._tx
+        q[0:] = self._blank
+        want = 0
+        room = (self._mtu - _REQ_HDR) // _ID
+        o = _HDR
+        cnt = f[2]
+        for e in range(cnt):
+            hi = (f[o] << 16) | (f[o + 1] << 8) | f[o + 2]
+            lo = (f[o + 3] << 16) | (f[o + 4] << 8) | f[o + 5]
+            i = d.find(hi, lo)
+            if i < 0:
+                if want < room:
+                    w = _REQ_HDR + want * _ID
+                    for b in range(_ID):
+                        q[w + b] = f[o + b]
+                    want += 1
+            else:
+                s = d.slot[i]
+                if s >= 0:
+                    mark[s] = 0  # they have it
+            o += _ID
+        # what they lack: our live messages their digest did not list (when
+        # their list was cut short, only those younger than its oldest entry)
+        span = ((f[14] << 8) | f[15]) << _AGE_SHIFT
+        cut = f[1] & _F_TRUNCATED
+        to = self._to_peer(p)
+        for s in range(r.slots):
+            if mark[s] == 1 and (not cut or ((now - r.born[s] + _HALF) & _MASK) - _HALF < span):
+                self.answered += 1
+                if self._bcast:
+                    # several neighbours may lack it and several may answer:
+                    # answer after a short random wait, cancelled by one copy
+                    self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
+                elif to is not None:
+                    self._send_slot(s, now, to)
+        if want:
+            q[0] = (_VERSION << 4) | _T_REQUEST
+            q[1] = 0
+            q[2] = want
+            q[3] = 0
+            self._put_id(q, 4, self._me_hi, self._me_lo)
+            q[_REQ_HDR + want * _ID:] = b""
+            if self._bcast:
+                self.requests_out += 1
+                self._send(q, None)
+            elif to is not None:
+                self.requests_out += 1
+                self._send(q, to)
+
+    def _to_peer(self, p):
+        """A reused one-peer list for row p, or None when it has no address."""
+        if p < 0 or not len(self._peers.addr[p]):
+            return None
+        lst = self._lists[1]
+        lst[0] = self._peers.addr[p]
+        return lst
+
+    def _request(self, f, n, p, now):
+        self._trickle_reset(now)
+        d = self._dedup
+        r = self._ring
+        to = self._to_peer(p)
+        o = _REQ_HDR
+        for e in range(f[2]):
+            hi = (f[o] << 16) | (f[o + 1] << 8) | f[o + 2]
+            lo = (f[o + 3] << 16) | (f[o + 4] << 8) | f[o + 5]
+            o += _ID
+            i = d.find(hi, lo)
+            if i < 0:
+                continue
+            s = d.slot[i]
+            if s < 0:
+                continue
+            self.answered += 1
+            if self._bcast:
+                if not r.state[s] & RELAY:
+                    self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
+            elif to is not None:
+                self._send_slot(s, now, to)
+
+    # Trickle (RFC 6206) for digests on a broadcast medium
+    def _trickle_begin(self, now, interval):
+        self._t_i = interval
+        half = interval >> 1
+        self._t_fire = (now + half + self._rand(16) % (half + 1)) & _MASK
+        self._t_end = (now + interval) & _MASK
+        self._t_heard = 0
+        self._t_fired = False
+
+    def _trickle_reset(self, now):
+        if self._t_i > self._interval:
+            self._trickle_begin(now, self._interval)
+
+    # -- time ----------------------------------------------------------------------
+    def tick(self):
+        """Do whatever is due at clock(): relays, a round, a prune."""
+        if not self._running:
+            return
+        now = self._now()
+        if self._relay_pending and ((now - self._next_relay + _HALF) & _MASK) - _HALF >= 0:
+            self._relays(now)
+        if self._mode != _FLOOD:
+            if self._bcast:
+                self._trickle(now)
+            elif ((now - self._next_round + _HALF) & _MASK) - _HALF >= 0:
+                self._next_round = (self._next_round + self._interval) & _MASK
+                if ((now - self._next_round + _HALF) & _MASK) - _HALF >= 0:
+                    self._next_round = (now + self._interval) & _MASK  # we were late
+                self._round(now)
+        if ((now - self._next_prune + _HALF) & _MASK) - _HALF >= 0:
+            self._next_prune = (now + self._prune_every) & _MASK
+            self.prune(now)
+
+    def _trickle(self, now):
+        if not self._t_fired and ((now - self._t_fire + _HALF) & _MASK) - _HALF >= 0:
+            self._t_fired = True
+            if self._k == 0 or self._t_heard < self._k:
+                self._send_digest(now, None)
+        if ((now - self._t_end + _HALF) & _MASK) - _HALF >= 0:
+            i = self._t_i << 1
+            if i > self._imax:
+                i = self._imax
+            self._trickle_begin(now, i)
+
+    def _round(self, now):
+        """One unicast gossip round: fanout peers, push or pull each."""
+        k = self._fanout
+        if self.config.adaptive_fanout:
+            a = self._peers.active_count(now, self._peer_timeout)
+            # grows as log2 of the neighbourhood, never below the configured fanout
+            b = 1
+            while (1 << b) < a:
+                b += 1
+            if b + 1 > k:
+                k = b + 1
+        lst = self._peer_list(-1, now, k)
+        if lst is None:
+            return
+        r = self._ring
+        one = self._lists[1]
+        for addr in lst:
+            one[0] = addr
+            if (self._rand(16) & 0xFFFF) < self._push_q16:
+                for s in range(r.slots):
+                    if r.state[s] & PUSH:
+                        self._send_slot(s, now, one)
+            else:
+                self._send_digest(now, one)
+        # a push round used: fewer left
+        for s in range(r.slots):
+            if r.state[s] & PUSH:
+                left = r.pushes[s] - 1
+                r.pushes[s] = left
+                if left <= 0:
+                    r.state[s] &= ~PUSH
+
+    def _push_round_one(self, s, now):
+        """A new own message is pushed to fanout peers at once."""
+        lst = self._peer_list(-1, now, self._fanout)
+        if lst is not None:
+            self._send_slot(s, now, lst)
+
+    def prune(self, now=None):
+        """Drop expired bodies and ids seen long ago (tick() calls this)."""
+        if now is None:
+            now = self._now()
+        r = self._ring
+        d = self._dedup
+        for s in range(r.slots):
+            if r.used[s] and ((now - r.born[s] + _HALF) & _MASK) - _HALF > self._age_max:
+                d.slot[r.dix[s]] = -1
+                r.free(s)
+                self.expired += 1
+        # ids are kept twice as long as bodies: a frame older than that is
+        # refused for its age anyway
+        d.forget_older(now, 2 * self._age_max)
+
+    def next_deadline(self):
+        """Milliseconds until tick() has something to do (>= 0)."""
+        now = self._now()
+        best = ((self._next_prune - now + _HALF) & _MASK) - _HALF
+        if self._relay_pending:
+            w = ((self._next_relay - now + _HALF) & _MASK) - _HALF
+            if w < best:
+                best = w
+        if self._mode != _FLOOD:
+            if self._bcast:
+                t = self._t_end if self._t_fired else self._t_fire
+            else:
+                t = self._next_round
+            w = ((t - now + _HALF) & _MASK) - _HALF
+            if w < best:
+                best = w
+        return best if best > 0 else 0
+
+    # -- reporting -----------------------------------------------------------------
+    def stats(self):
+        now = self._now()
+        return {
+            "message_count": self._ring.count,
+            "seen_count": self._dedup.used,
+            "peer_count": self._peers.count,
+            "active_peer_count": self._peers.active_count(now, self._peer_timeout),
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "bytes_out": self.bytes_out,
+            "delivered": self.delivered,
+            "published": self.published,
+            "duplicates": self.duplicates,
+            "malformed": self.malformed,
+            "bad_version": self.bad_version,
+            "evicted": self.evicted,
+            "expired": self.expired,
+            "suppressed": self.suppressed,
+            "hop_limited": self.hop_limited,
+            "digests_out": self.digests_out,
+            "requests_out": self.requests_out,
+            "answered": self.answered,
+        }
+
+    def memory_bytes(self):
+        """Bytes of state allocated at construction (buffers and tables)."""
+        c = self.config
+        return (
+            self._ring.memory_bytes()
+            + self._dedup.memory_bytes()
+            + self._peers.memory_bytes()
+            + 2 * c.mtu  # _tx and _blank
+            + c.max_peers  # _cand
+            + 4 * (c.max_peers + 1) * (c.max_peers + 2) // 2  # the to_peers lists
+        )
+
+    def peers(self):
+        """[(address or None, node id or None, ms since heard or None, static)]"""
+        now = self._now()
+        p = self._peers
+        out = []
+        for k in range(p.n):
+            if p.flags[k]:
+                heard = None
+                if p.flags[k] & 4:
+                    heard = ((now - p.heard[k] + _HALF) & _MASK) - _HALF
+                out.append((bytes(p.addr[k]) or None, p.node_id(k), heard, bool(p.flags[k] & 2)))
+        return out

@@ -1,0 +1,199 @@
+# Peers: the neighbours this node knows, in a table allocated at boot.
+#
+# A peer is known by its node id (the sender field of every frame) and, when
+# the radio gives one, by its address (a MAC on ESP-NOW).  Peers added with
+# add_peer() are static: they are candidates for unicast rounds even before
+# they are heard, and learning never evicts them.  Peers learned from traffic
+# take the free rows and, when the table is full, the row of the learned peer
+# heard longest ago.  Node ids are held as two 16-bit halves so that no value
+# needs a big int on a 32-bit board; a small open-addressing index maps an id
+# to its row, so hearing a known peer is one or two probes.
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+from .ticks import MASK
+
+_HALF = const(0x20000000)
+_UNKNOWN = const(-1)
+
+# flag bits
+USED = const(1)
+STATIC = const(2)
+HEARD = const(4)  # heard at least once since it was added
+
+
+class Peers:
+    def __init__(self, n, addr_max):
+        self.n = n
+        self.addr_max = addr_max
+        self.hi = array("i", [_UNKNOWN] * n)  # node id >> 16, -1 while not known
+        self.lo = array("i", [0] * n)  # node id & 0xffff
+        self.heard = array("i", [0] * n)  # tick last heard
+        self.flags = bytearray(n)
+        self.addr = [bytearray(addr_max) for _ in range(n)]  # exact length = address
+        size = 4
+        while size < 2 * n:
+            size <<= 1
+        self._ix = bytearray(size)  # row + 1, 0 = empty
+        self._imask = size - 1
+        self.count = 0
+        for a in self.addr:
+            a[0:] = b""
+
+    def memory_bytes(self):
+        return self.n * (4 + 4 + 4 + 1 + self.addr_max) + len(self._ix)
+
+    # -- the hot path -------------------------------------------------------
+    def find(self, hi, lo):
+        """Row of node id (hi, lo), or -1."""
+        ix = self._ix
+        m = self._imask
+        j = (hi ^ (hi >> 5) ^ lo ^ (lo << 3)) & m
+        h = self.hi
+        el = self.lo
+        while True:
+            k = ix[j]
+            if k == 0:
+                return -1
+            k -= 1
+            if h[k] == hi and el[k] == lo:
+                return k
+            j = (j + 1) & m
+
+    def hear(self, hi, lo, addr, now):
+        """Mark node (hi, lo) heard now (learning it if new); return its row or -1."""
+        k = self.find(hi, lo)
+        if k < 0:
+            return self._learn(hi, lo, addr, now)
+        self.heard[k] = now
+        if addr is not None and not len(self.addr[k]):
+            self.addr[k][0:] = addr
+        return k
+
+    # -- slower paths ----------------------------------------------------------
+    def _learn(self, hi, lo, addr, now):
+        fl = self.flags
+        k = -1
+        if addr is not None and len(addr) <= self.addr_max:
+            k = self.by_addr(addr)  # a static peer heard for the first time
+            if k >= 0 and self.hi[k] != _UNKNOWN:
+                # the address moved to another node id (a board re-flashed
+                # with a new id): the row follows the address.
+                self.hi[k] = _UNKNOWN
+                self._reindex()
+        if k < 0:
+            k = self._free_row(now)
+            if k < 0:
+                return -1
+            fl[k] = USED
+            self.count += 1
+            a = self.addr[k]
+            if addr is not None and len(addr) <= self.addr_max:
+                a[0:] = addr
+            else:
+                a[0:] = b""
+        self.hi[k] = hi
+        self.lo[k] = lo
+        self.heard[k] = now
+        fl[k] |= HEARD
+        self._insert(k)
+        return k
+
+    def _free_row(self, now):
+        fl = self.flags
+        for k in range(self.n):
+            if not fl[k]:
+                return k
+        # full: evict the learned peer heard longest ago
+        best = -1
+        oldest = -1
+        for k in range(self.n):
+            if not fl[k] & STATIC:
+                age = ((now - self.heard[k] + _HALF) & MASK) - _HALF
+                if age > oldest:
+                    oldest = age
+                    best = k
+        if best >= 0:
+            self._drop(best)
+        return best
+
+    def _insert(self, k):
+        m = self._imask
+        hi = self.hi[k]
+        lo = self.lo[k]
+        j = (hi ^ (hi >> 5) ^ lo ^ (lo << 3)) & m
+        ix = self._ix
+        while ix[j]:
+            j = (j + 1) & m
+        ix[j] = k + 1
+
+    def _reindex(self):
+        ix = self._ix
+        for j in range(len(ix)):
+            ix[j] = 0
+        for k in range(self.n):
+            if self.flags[k] and self.hi[k] != _UNKNOWN:
+                self._insert(k)
+
+    def _drop(self, k):
+        if self.flags[k]:
+            self.flags[k] = 0
+            self.count -= 1
+            self.hi[k] = _UNKNOWN
+            self.addr[k][0:] = b""
+            self._reindex()
+
+    def by_addr(self, addr):
+        for k in range(self.n):
+            if self.flags[k] and self.addr[k] == addr:
+                return k
+        return -1
+
+    def add_static(self, addr, now):
+        k = self.by_addr(addr)
+        if k >= 0:
+            self.flags[k] |= STATIC
+            return k
+        k = self._free_row(now)
+        if k < 0:
+            raise ValueError("peer table full: all %d rows hold static peers (raise max_peers)" % self.n)
+        self.flags[k] = USED | STATIC
+        self.count += 1
+        self.hi[k] = _UNKNOWN
+        self.heard[k] = now
+        self.addr[k][0:] = addr
+        return k
+
+    def remove(self, addr):
+        k = self.by_addr(addr)
+        if k >= 0:
+            self._drop(k)
+        return k >= 0
+
+    def active(self, k, now, timeout):
+        return (self.flags[k] & HEARD) and ((now - self.heard[k] + _HALF) & MASK) - _HALF <= timeout
+
+    def active_count(self, now, timeout):
+        n = 0
+        for k in range(self.n):
+            if self.flags[k] and self.active(k, now, timeout):
+                n += 1
+        return n
+
+    def node_id(self, k):
+        if self.hi[k] == _UNKNOWN:
+            return None
+        return (self.hi[k] << 16) | self.lo[k]
+
+    def clear(self):
+        for k in range(self.n):
+            self.flags[k] = 0
+            self.hi[k] = _UNKNOWN
+            self.addr[k][0:] = b""
+        self.count = 0
+        self._reindex()

@@ -1,0 +1,113 @@
+# Ring: the message bodies this node keeps, in slots allocated at boot.
+#
+# Each slot is a bytearray with room for a whole frame (mtu bytes).  A stored
+# frame is set with `frame_ba[0:] = frame`, which MicroPython does in place
+# (the bytearray keeps its capacity as spare room), so the slot always has
+# the exact length of its frame and can be handed to the radio as it is: no
+# copy into a scratch buffer, no memoryview slice, no allocation.
+#
+# Beside the bodies, parallel arrays hold what the engine needs per message:
+# priority, when it was born (local tick at age 0), the hop count it will be
+# sent with, and its dissemination state (pending relay, copies heard, push
+# rounds left).  When the ring is full the lowest-priority message goes
+# first, the oldest among equals.
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+from .ticks import MASK
+
+_HALF = const(0x20000000)
+
+# state bits
+RELAY = const(1)  # a broadcast of this slot is due at due[s]
+PUSH = const(2)  # this slot still takes part in unicast push rounds
+
+
+class Ring:
+    def __init__(self, slots, frame_cap):
+        self.slots = slots
+        self.cap = frame_cap
+        self.frame = [bytearray(frame_cap) for _ in range(slots)]
+        self.used = bytearray(slots)  # 1 when the slot holds a message
+        self.prio = bytearray(slots)
+        self.hops = bytearray(slots)  # hop count written into the frame when sent
+        self.state = bytearray(slots)  # RELAY | PUSH
+        self.heard = bytearray(slots)  # copies heard while a relay was pending
+        self.need = bytearray(slots)  # copies that cancel the pending relay (0: never)
+        self.pushes = bytearray(slots)  # unicast push rounds left
+        self.mark = bytearray(slots)  # scratch flag for digest comparison
+        self.born = array("i", [0] * slots)  # local tick at which the age was 0
+        self.due = array("i", [0] * slots)  # tick of the pending relay
+        self.order = array("i", [0] * slots)  # insertion counter: oldest first
+        self.dix = array("i", [-1] * slots)  # index of the id in the dedup table
+        self.src = array("h", [-1] * slots)  # peer it came from, -1 for own/unknown
+        self.count = 0
+        self._order = 0
+        for f in self.frame:
+            f[0:] = b""  # length 0, capacity kept
+
+    def memory_bytes(self):
+        # bodies + 9 byte arrays + 4 int arrays + 1 short array, per slot
+        return self.slots * (self.cap + 9 + 4 * 4 + 2)
+
+    def take(self, prio):
+        """A free slot for a message of priority prio, evicting if full.
+
+        When used[slot] is set the slot still holds the message to evict:
+        the caller unlinks it (dix[slot] names its dedup entry) before put().
+        Returns -1 when every slot holds a message of higher priority.
+        (One int, not a tuple: this runs on the receive path, heap locked.)
+        """
+        used = self.used
+        if self.count < self.slots:
+            for s in range(self.slots):
+                if not used[s]:
+                    return s
+        # full: lowest priority first, then the oldest (smallest order)
+        best = -1
+        bp = 256
+        bo = 0
+        pr = self.prio
+        od = self.order
+        base = self._order
+        for s in range(self.slots):
+            p = pr[s]
+            if p < bp or (p == bp and ((od[s] - base + _HALF) & MASK) - _HALF < bo):
+                best = s
+                bp = p
+                bo = ((od[s] - base + _HALF) & MASK) - _HALF
+        if bp > prio:
+            return -1
+        return best
+
+    def put(self, s, frame, prio, hops, born, dix, src):
+        self.frame[s][0:] = frame
+        if not self.used[s]:
+            self.used[s] = 1
+            self.count += 1
+        self.prio[s] = prio
+        self.hops[s] = hops
+        self.state[s] = 0
+        self.heard[s] = 0
+        self.pushes[s] = 0
+        self.born[s] = born
+        self.dix[s] = dix
+        self.src[s] = src
+        self._order = (self._order + 1) & MASK
+        self.order[s] = self._order
+
+    def free(self, s):
+        if self.used[s]:
+            self.used[s] = 0
+            self.count -= 1
+            self.state[s] = 0
+            self.dix[s] = -1
+            self.frame[s][0:] = b""
+
+    def age(self, s, now):
+        return ((now - self.born[s] + _HALF) & MASK) - _HALF

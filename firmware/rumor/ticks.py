@@ -1,0 +1,26 @@
+# Tick arithmetic with the ESP32's period, whatever the host.
+#
+# MicroPython's time.ticks_ms() wraps at 2**30 on the ESP32 (about 12.4 days)
+# but at 2**62 on the 64-bit unix port, and CPython has no ticks at all.  The
+# core masks every clock reading to 30 bits and does all its sums here, so it
+# behaves the same on a board, in the unix-port tests and in the simulator,
+# and every tick value stays a small int (no heap allocation on the ESP32).
+try:
+    from micropython import const
+except ImportError:  # CPython: the simulator runs this very file
+    def const(x):
+        return x
+
+PERIOD = const(0x40000000)
+MASK = const(0x3FFFFFFF)
+_HALF = const(0x20000000)
+
+
+def add(t, delta):
+    """t + delta, wrapped (time.ticks_add)."""
+    return (t + delta) & MASK
+
+
+def diff(a, b):
+    """Signed a - b in (-2**29, 2**29] (time.ticks_diff)."""
+    return ((a - b + _HALF) & MASK) - _HALF
