@@ -15,6 +15,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+from . import mem
 from .ticks import MASK
 
 _HALF = const(0x20000000)
@@ -33,7 +34,8 @@ class Dedup:
         self.used = 0
 
     def memory_bytes(self):
-        return self.slots * (4 + 4 + 4 + 2)
+        n = self.slots
+        return 3 * mem.buf(4 * n) + mem.buf(2 * n)
 
     def find(self, hi, lo):
         """Index of (hi, lo), or -1.  Allocates nothing."""

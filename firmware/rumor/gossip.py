@@ -20,6 +20,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+from . import mem
 from .config import Config
 from .dedup import Dedup
 from .peers import Peers
@@ -829,15 +830,19 @@ class Gossip:
         }
 
     def memory_bytes(self):
-        """Bytes of state allocated at construction (buffers and tables)."""
+        """Bytes of heap the engine's state takes, all of it allocated in
+        __init__ (mem.py says how objects are counted)."""
         c = self.config
+        n = c.max_peers
         return (
             self._ring.memory_bytes()
             + self._dedup.memory_bytes()
             + self._peers.memory_bytes()
-            + 2 * c.mtu  # _tx and _blank
-            + c.max_peers  # _cand
-            + 4 * (c.max_peers + 1) * (c.max_peers + 2) // 2  # the to_peers lists
+            + 2 * mem.buf(c.mtu)  # _tx and _blank
+            + mem.buf(n)  # _cand
+            + mem.lst(n + 1) + sum(mem.lst(k) for k in range(n + 1))  # the to_peers lists
+            + mem.inst(self) + mem.inst(self._msg) + mem.inst(self._ring)
+            + mem.inst(self._dedup) + mem.inst(self._peers)
         )
 
     def peers(self):

@@ -16,6 +16,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+from . import mem
 from .ticks import MASK
 
 _HALF = const(0x20000000)
@@ -46,7 +47,9 @@ class Peers:
             a[0:] = b""
 
     def memory_bytes(self):
-        return self.n * (4 + 4 + 4 + 1 + self.addr_max) + len(self._ix)
+        n = self.n
+        return (3 * mem.buf(4 * n) + mem.buf(n) + mem.lst(n) + n * mem.buf(self.addr_max)
+                + mem.buf(len(self._ix)))
 
     # -- the hot path -------------------------------------------------------
     def find(self, hi, lo):

@@ -19,6 +19,7 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+from . import mem
 from .ticks import MASK
 
 _HALF = const(0x20000000)
@@ -52,8 +53,13 @@ class Ring:
             f[0:] = b""  # length 0, capacity kept
 
     def memory_bytes(self):
-        # bodies + 9 byte arrays + 4 int arrays + 1 short array, per slot
-        return self.slots * (self.cap + 9 + 4 * 4 + 2)
+        n = self.slots
+        return (
+            mem.lst(n) + n * mem.buf(self.cap)  # the bodies
+            + 8 * mem.buf(n)  # used, prio, hops, state, heard, need, pushes, mark
+            + 4 * mem.buf(4 * n)  # born, due, order, dix
+            + mem.buf(2 * n)  # src
+        )
 
     def take(self, prio):
         """A free slot for a message of priority prio, evicting if full.

@@ -1,0 +1,84 @@
+# Memory is the product: the state is allocated once, memory_bytes() says how
+# much, and traffic never makes it grow.
+import gc
+import random
+
+from fwtest import MICROPYTHON, Clock, skip
+
+from rumor import Config, Gossip, wire
+
+
+def _sizes(g):
+    r = g._ring
+    return (len(r.frame), len(r.used), len(r.born), len(g._dedup.hi), len(g._peers.addr),
+            len(g._lists), g.memory_bytes())
+
+
+def test_memory_bytes_is_what_the_heap_pays():
+    if not MICROPYTHON:
+        skip("the heap is measured with MicroPython's gc.mem_alloc()")
+    for cfg in (Config.small(), Config.medium(), Config.large()):
+        gc.collect()
+        before = gc.mem_alloc()
+        g = Gossip(cfg, 1, Clock().read, random.getrandbits)
+        gc.collect()
+        measured = gc.mem_alloc() - before
+        ratio = measured / g.memory_bytes()
+        assert 0.9 <= ratio <= 1.1, (cfg.ring_slots, measured, g.memory_bytes())
+        g = None  # freed before the next one is measured
+
+
+def test_medium_preset_fits_the_budget():
+    # the figure is for a 32-bit board under CPython, for this port's word under MicroPython
+    g = Gossip(Config.medium(), 1, Clock().read, random.getrandbits)
+    if not MICROPYTHON:
+        assert g.memory_bytes() <= 32 * 1024, g.memory_bytes()
+    assert Gossip(Config.small(), 1, Clock().read, random.getrandbits).memory_bytes() < g.memory_bytes()
+
+
+def test_nothing_grows_with_traffic():
+    ck = Clock()
+    cfg = Config.small(relay_delay_ms=20, gossip_interval_ms=100, prune_interval_ms=500,
+                       max_message_age_ms=2000, max_peers=4)
+    g = Gossip(cfg, 0x0A0B0C0D, ck.read, random.getrandbits)
+    sink = [0]
+
+    def fwd(frame, to):
+        sink[0] += 1
+
+    def deliver(msg):
+        sink[0] += 1
+
+    g.on_forward(fwd)
+    g.on_message(deliver)
+    g.start()
+    frame = bytearray(wire.encode_data(0x01020304, 0, bytes(40), sender=0x01020304))
+    digest = bytearray(wire.encode_digest(0x0708, [(0x01020304, s) for s in range(8)], summary=5))
+    peers = [bytes((2, 0, 0, 0, 0, n)) for n in range(16)]
+    sizes = _sizes(g)
+
+    def burst(first, n):
+        for i in range(first, first + n):
+            frame[12] = (i >> 8) & 0xFF  # a new seq, in place
+            frame[13] = i & 0xFF
+            frame[7] = i & 0x0F  # from one of 16 senders (the table holds 4)
+            g.receive(frame, peers[i & 15])
+            g.receive(frame, peers[(i + 1) & 15])  # and a duplicate
+            if i % 16 == 0:
+                digest[7] = i & 0x0F
+                g.receive(digest, peers[i & 15])
+            ck.advance(3)
+            g.tick()
+
+    burst(0, 2000)  # warm up: every table has filled and cycled
+    gc.collect()
+    heap = gc.mem_alloc() if MICROPYTHON else 0
+    burst(2000, 20000)
+    gc.collect()
+    if MICROPYTHON:
+        assert gc.mem_alloc() - heap < 512, gc.mem_alloc() - heap
+    assert _sizes(g) == sizes
+    s = g.stats()
+    assert s["message_count"] <= cfg.ring_slots and s["seen_count"] <= cfg.dedup_slots
+    assert s["peer_count"] <= cfg.max_peers and s["evicted"] + s["expired"] > 0
+    assert s["delivered"] == 22000
