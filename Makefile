@@ -39,7 +39,7 @@ firmware: setup
 # firmware/ against the ESP32 port's stubs (only APIs the board has);
 # host_tools/ against ordinary CPython.
 typecheck: setup
-	$(BIN)/pyright --project firmware/pyrightconfig.json \
+	$(BIN)/pyright --pythonpath $(PY) --project firmware/pyrightconfig.json \
 		--typeshedpath "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 	$(BIN)/mypy host_tools
 

@@ -51,6 +51,29 @@ _FIELDS = (
 class Config:
     """All parameters of one node.  Config(**fields) or a preset."""
 
+    # (declared for type checkers; __init__ sets them from _FIELDS)
+    fanout: int
+    gossip_interval_ms: int
+    max_message_age_ms: int
+    prune_interval_ms: int
+    push_pull_ratio: float
+    ring_slots: int
+    max_payload: int
+    dedup_slots: int
+    max_peers: int
+    mode: str
+    broadcast: bool
+    mtu: int
+    hop_limit: int
+    relay_delay_ms: int
+    suppress_count: int
+    delay_by_signal: bool
+    digest_doublings: int
+    push_rounds: int
+    adaptive_fanout: bool
+    peer_timeout_ms: int
+    addr_max: int
+
     def __init__(self, **kw):
         for name, default, _lo, _hi in _FIELDS:
             setattr(self, name, kw.pop(name, default))
@@ -65,7 +88,7 @@ class Config:
                 continue
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ValueError("Config.%s must be an integer, got %r" % (name, v))
-            if v < lo or v > hi:
+            if hi is not None and (v < lo or v > hi):
                 raise ValueError("Config.%s=%d is out of range %d..%d" % (name, v, lo, hi))
         r = self.push_pull_ratio
         if isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0 or r > 1:

@@ -12,8 +12,7 @@ from array import array
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
-        return x
+    const = lambda x: x  # noqa: E731
 
 from . import mem
 from .ticks import MASK
@@ -65,22 +64,28 @@ class Dedup:
         h = self.hi
         at = self.at
         sl = self.slot
-        best = -1
-        best_age = -1
-        best_body = True
-        for i in range(b, b + 4):
-            if h[i] == _EMPTY:
-                best = i
-                break
-            age = ((now - at[i] + _HALF) & MASK) - _HALF
-            body = sl[i] >= 0
-            # prefer entries without a body, then the oldest
-            if (best_body and not body) or (body == best_body and age > best_age):
-                best = i
-                best_age = age
-                best_body = body
-        if h[best] == _EMPTY:
-            self.used += 1
+        if h[b] == _EMPTY:
+            best = b
+        elif h[b + 1] == _EMPTY:
+            best = b + 1
+        elif h[b + 2] == _EMPTY:
+            best = b + 2
+        elif h[b + 3] == _EMPTY:
+            best = b + 3
+        else:
+            # full bucket: the oldest entry without a body, else the oldest
+            best = -1
+            best_age = -1
+            best_body = True
+            for i in range(b, b + 4):
+                age = ((now - at[i] + _HALF) & MASK) - _HALF
+                body = sl[i] >= 0
+                if (best_body and not body) or (body == best_body and age > best_age):
+                    best = i
+                    best_age = age
+                    best_body = body
+            self.used -= 1
+        self.used += 1
         h[best] = hi
         self.lo[best] = lo
         at[best] = now

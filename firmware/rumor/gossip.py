@@ -17,8 +17,7 @@
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
-        return x
+    const = lambda x: x  # noqa: E731
 
 from . import mem
 from .config import Config
@@ -46,12 +45,16 @@ _HYBRID = const(1)
 _GOSSIP = const(2)
 
 
+def _no_radio(frame, to_peers):
+    raise RuntimeError("no radio: call on_forward(cb)")
+
+
 class Message:
     """What on_message callbacks get.  One instance per engine, reused: read
     it during the callback, copy what you keep (payload() makes a copy)."""
 
     def __init__(self):
-        self.frame = b""  # the whole frame, header included
+        self.frame = bytearray(0)  # the whole frame, header included
         self.hops = 0  # transmissions it took to get here (1: from the origin)
         self.priority = 0
         self.age_ms = 0
@@ -81,8 +84,9 @@ class Gossip:
             raise ValueError("config must be a rumor.Config")
         if not isinstance(node_id, int) or node_id < 0 or node_id > 0xFFFFFFFF:
             raise ValueError("node_id must be an int in 0..0xFFFFFFFF, got %r" % (node_id,))
-        if not callable(clock) or not callable(rand):
-            raise ValueError("clock and rand must be callables")
+        for fn in (clock, rand):
+            if not callable(fn):
+                raise ValueError("clock and rand must be callables")
         c = config
         self.config = c
         self.node_id = node_id
@@ -119,7 +123,7 @@ class Gossip:
         self._cand = bytearray(c.max_peers)  # candidate rows for a round
         self._msg = Message()
         self._on_msg = None
-        self._on_fwd = None
+        self._on_fwd = _no_radio
         self._running = False
         self._seq = 0
         self._sum_n = 0  # live count found by the last _summary()
@@ -171,7 +175,7 @@ class Gossip:
         return self._peers.remove(addr)
 
     def start(self):
-        if self._on_fwd is None:
+        if self._on_fwd is _no_radio:
             raise RuntimeError("call on_forward(cb) before start(): the engine has no radio")
         now = self._now()
         self._running = True
@@ -615,7 +619,7 @@ class Gossip:
         room = (self._mtu - _REQ_HDR) // _ID
         o = _HDR
         cnt = f[2]
-        for e in range(cnt):
+        for _e in range(cnt):
             hi = (f[o] << 16) | (f[o + 1] << 8) | f[o + 2]
             lo = (f[o + 3] << 16) | (f[o + 4] << 8) | f[o + 5]
             i = d.find(hi, lo)
@@ -672,7 +676,7 @@ class Gossip:
         r = self._ring
         to = self._to_peer(p)
         o = _REQ_HDR
-        for e in range(f[2]):
+        for _e in range(f[2]):
             hi = (f[o] << 16) | (f[o + 1] << 8) | f[o + 2]
             lo = (f[o + 3] << 16) | (f[o + 4] << 8) | f[o + 5]
             o += _ID

@@ -13,8 +13,7 @@ from array import array
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
-        return x
+    const = lambda x: x  # noqa: E731
 
 from . import mem
 from .ticks import MASK

@@ -16,8 +16,7 @@ from array import array
 try:
     from micropython import const
 except ImportError:  # CPython
-    def const(x):
-        return x
+    const = lambda x: x  # noqa: E731
 
 from . import mem
 from .ticks import MASK
@@ -44,9 +43,19 @@ class Ring:
         self.mark = bytearray(slots)  # scratch flag for digest comparison
         self.born = array("i", [0] * slots)  # local tick at which the age was 0
         self.due = array("i", [0] * slots)  # tick of the pending relay
-        self.order = array("i", [0] * slots)  # insertion counter: oldest first
+        self.order = array("i", [0] * slots)  # insertion counter (digests list newest first)
         self.dix = array("i", [-1] * slots)  # index of the id in the dedup table
         self.src = array("h", [-1] * slots)  # peer it came from, -1 for own/unknown
+        # Slots are chained in insertion order, one chain per priority, so the
+        # message to evict (oldest of the lowest priority) is a chain's head:
+        # O(1), not a scan.  Free slots are chained through nxt too.
+        self.nxt = array("h", [-1] * slots)
+        self.prv = array("h", [-1] * slots)
+        self.head = array("h", [-1] * 4)  # per priority: oldest
+        self.tail = array("h", [-1] * 4)  # per priority: newest
+        for s in range(slots - 1):
+            self.nxt[s] = s + 1
+        self._free = 0
         self.count = 0
         self._order = 0
         for f in self.frame:
@@ -58,44 +67,50 @@ class Ring:
             mem.lst(n) + n * mem.buf(self.cap)  # the bodies
             + 8 * mem.buf(n)  # used, prio, hops, state, heard, need, pushes, mark
             + 4 * mem.buf(4 * n)  # born, due, order, dix
-            + mem.buf(2 * n)  # src
+            + 3 * mem.buf(2 * n)  # src, nxt, prv
+            + 2 * mem.buf(8)  # head, tail
         )
 
     def take(self, prio):
-        """A free slot for a message of priority prio, evicting if full.
+        """A slot for a message of priority prio.
 
-        When used[slot] is set the slot still holds the message to evict:
-        the caller unlinks it (dix[slot] names its dedup entry) before put().
-        Returns -1 when every slot holds a message of higher priority.
+        When used[slot] is set the slot still holds the message to evict (the
+        oldest of the lowest priority): the caller unlinks it (dix[slot] names
+        its dedup entry) and frees it before put().  Returns -1 when every
+        slot holds a message of higher priority.
         (One int, not a tuple: this runs on the receive path, heap locked.)
         """
-        used = self.used
-        if self.count < self.slots:
-            for s in range(self.slots):
-                if not used[s]:
-                    return s
-        # full: lowest priority first, then the oldest (smallest order)
-        best = -1
-        bp = 256
-        bo = 0
-        pr = self.prio
-        od = self.order
-        base = self._order
-        for s in range(self.slots):
-            p = pr[s]
-            if p < bp or (p == bp and ((od[s] - base + _HALF) & MASK) - _HALF < bo):
-                best = s
-                bp = p
-                bo = ((od[s] - base + _HALF) & MASK) - _HALF
-        if bp > prio:
-            return -1
-        return best
+        if self._free >= 0:
+            return self._free
+        hd = self.head
+        for p in range(prio + 1):
+            if hd[p] >= 0:
+                return hd[p]
+        return -1
 
     def put(self, s, frame, prio, hops, born, dix, src):
+        """Store frame in free slot s (one take() returned)."""
+        nxt = self.nxt
+        # off the free chain
+        if self._free == s:
+            self._free = nxt[s]
+        else:  # not the head: walk to it (take() always hands out the head)
+            k = self._free
+            while nxt[k] != s:
+                k = nxt[k]
+            nxt[k] = nxt[s]
+        # onto the tail of its priority's chain
+        t = self.tail[prio]
+        self.prv[s] = t
+        nxt[s] = -1
+        if t >= 0:
+            nxt[t] = s
+        else:
+            self.head[prio] = s
+        self.tail[prio] = s
         self.frame[s][0:] = frame
-        if not self.used[s]:
-            self.used[s] = 1
-            self.count += 1
+        self.used[s] = 1
+        self.count += 1
         self.prio[s] = prio
         self.hops[s] = hops
         self.state[s] = 0
@@ -108,12 +123,28 @@ class Ring:
         self.order[s] = self._order
 
     def free(self, s):
-        if self.used[s]:
-            self.used[s] = 0
-            self.count -= 1
-            self.state[s] = 0
-            self.dix[s] = -1
-            self.frame[s][0:] = b""
+        if not self.used[s]:
+            return
+        nxt = self.nxt
+        prv = self.prv
+        p = self.prio[s]
+        a = prv[s]
+        b = nxt[s]
+        if a >= 0:
+            nxt[a] = b
+        else:
+            self.head[p] = b
+        if b >= 0:
+            prv[b] = a
+        else:
+            self.tail[p] = a
+        nxt[s] = self._free
+        self._free = s
+        self.used[s] = 0
+        self.count -= 1
+        self.state[s] = 0
+        self.dix[s] = -1
+        self.frame[s][0:] = b""
 
     def age(self, s, now):
         return ((now - self.born[s] + _HALF) & MASK) - _HALF

@@ -4,8 +4,7 @@
 # not for the heap-locked ones.
 import random
 
-from rumor import Config, Gossip
-from rumor import wire
+from rumor import Config, Gossip, wire
 
 
 def addr_of(i):
