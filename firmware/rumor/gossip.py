@@ -19,6 +19,8 @@ try:
 except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
+from array import array
+
 from . import mem
 from .config import Config
 from .dedup import Dedup
@@ -121,6 +123,7 @@ class Gossip:
         # to_peers lists, one per length, reused: no list is built per send
         self._lists = [[None] * k for k in range(c.max_peers + 1)]
         self._cand = bytearray(c.max_peers)  # candidate rows for a round
+        self._cur = array("h", [-1] * 4)  # digest building: a cursor per priority chain
         self._msg = Message()
         self._on_msg = None
         self._on_fwd = _no_radio
@@ -547,22 +550,32 @@ class Gossip:
         r = self._ring
         od = r.order
         mark = r.mark
-        # newest first: repeatedly take the highest order among the marked
+        prv = r.prv
+        # newest first: merge the four priority chains from their tails
+        cur = self._cur
+        for p in range(4):
+            cur[p] = r.tail[p]
         cnt = 0
         o = _HDR
         oldest_age = 0
         base = r._order
         while cnt < room:
             best = -1
+            bp = 0
             bo = -_HALF
-            for s in range(r.slots):
-                if mark[s] == 1:
+            for p in range(4):
+                s = cur[p]
+                if s >= 0:
                     v = ((od[s] - base + _HALF) & _MASK) - _HALF
                     if v > bo:
                         bo = v
                         best = s
+                        bp = p
             if best < 0:
                 break
+            cur[bp] = prv[best]
+            if mark[best] != 1:
+                continue  # expired, awaiting the prune
             mark[best] = 2
             g = r.frame[best]
             f[o] = g[8]
@@ -844,6 +857,7 @@ class Gossip:
             + self._peers.memory_bytes()
             + 2 * mem.buf(c.mtu)  # _tx and _blank
             + mem.buf(n)  # _cand
+            + mem.buf(8)  # _cur
             + mem.lst(n + 1) + sum(mem.lst(k) for k in range(n + 1))  # the to_peers lists
             + mem.inst(self) + mem.inst(self._msg) + mem.inst(self._ring)
             + mem.inst(self._dedup) + mem.inst(self._peers)
