@@ -279,9 +279,9 @@ class Gossip:
         i = d.find(khi, klo)
         if i >= 0:  # seq wrapped onto an id still remembered
             self._unlink(i)
-        s = self._slot_for(priority)
-        if s < 0:
-            raise RuntimeError("ring full of higher-priority messages")
+        # our own message always gets a slot: it may evict even a message of
+        # higher priority (the oldest of the lowest priority present)
+        s = self._slot_for(3)
         i = self._dedup_add(khi, klo, now)
         f = self._tx
         f[0:] = self._blank
