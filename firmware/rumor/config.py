@@ -37,6 +37,13 @@ _FIELDS = (
     # Managed flooding: a weaker signal gives a shorter delay (rssi passed
     # to receive(); rssi_floor..rssi_ceil maps onto the delay window).
     ("delay_by_signal", False, None, None),
+    # Distance-based suppression: a copy heard at this rssi or stronger comes
+    # from a node close by, whose broadcast covered most of what ours would;
+    # it cancels our pending relay (the first copy too).  0: off.
+    ("suppress_rssi", 0, -200, 0),
+    # Digests and requests are answered only with messages at least this old:
+    # younger ones are usually still on their way by relay.
+    ("settle_ms", 500, 0, 3600000),
     # Anti-entropy on a broadcast medium runs on a Trickle timer: interval
     # from gossip_interval_ms doubling up to 2**digest_doublings times that.
     ("digest_doublings", 5, 0, 16),
@@ -68,6 +75,8 @@ class Config:
     relay_delay_ms: int
     suppress_count: int
     delay_by_signal: bool
+    suppress_rssi: int
+    settle_ms: int
     digest_doublings: int
     push_rounds: int
     adaptive_fanout: bool

@@ -25,7 +25,7 @@ from . import mem
 from .config import Config
 from .dedup import Dedup
 from .peers import Peers
-from .ring import PUSH, RELAY, Ring
+from .ring import LIMITED, PUSH, RELAY, Ring
 
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
@@ -37,6 +37,8 @@ _T_REQUEST = const(3)
 _HDR = const(16)  # DATA and DIGEST header
 _REQ_HDR = const(8)  # REQUEST header
 _ID = const(6)  # origin(4) + seq(2)
+_DID = const(7)  # a DIGEST entry: id + age in 64 ms units (255: older)
+_DAGE_SHIFT = const(6)
 _AGE_SHIFT = const(2)  # age on the wire in 4 ms units
 _AGE_WIRE_MAX = const(0xFFFF)
 _PRIO_MASK = const(0x03)
@@ -105,6 +107,8 @@ class Gossip:
         self._delay = c.relay_delay_ms
         self._k = c.suppress_count
         self._by_signal = c.delay_by_signal
+        self._near = c.suppress_rssi
+        self._settle = c.settle_ms
         self._fanout = c.fanout
         self._interval = c.gossip_interval_ms
         self._imax = c.gossip_interval_ms << c.digest_doublings
@@ -212,12 +216,11 @@ class Gossip:
         age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
         if age > self._age_max:
             return False
-        f = r.frame[s]
-        h = r.hops[s]
-        if h > f[3]:
+        if r.state[s] & LIMITED:
             self.hop_limited += 1
             return False
-        f[2] = h
+        f = r.frame[s]
+        f[2] = r.hops[s]
         a = age >> _AGE_SHIFT
         if a > _AGE_WIRE_MAX:
             a = _AGE_WIRE_MAX
@@ -329,7 +332,7 @@ class Gossip:
                 self.malformed += 1
                 return False
         elif t == _T_DIGEST:
-            if n < _HDR or n != _HDR + _ID * frame[2]:
+            if n < _HDR or n != _HDR + _DID * frame[2]:
                 self.malformed += 1
                 return False
         elif t == _T_REQUEST:
@@ -367,7 +370,7 @@ class Gossip:
                 if r.state[s] & RELAY:
                     h = r.heard[s] + 1
                     r.heard[s] = h
-                    if h >= r.need[s] and r.need[s]:
+                    if (r.need[s] and h >= r.need[s]) or (self._near and rssi >= self._near):
                         r.state[s] &= ~RELAY
                         self.suppressed += 1
             return False
@@ -390,7 +393,9 @@ class Gossip:
         born = (now - age) & _MASK
         hops = f[2]
         r = self._ring
-        r.put(s, f, prio, hops + 1, born, i, p)
+        r.put(s, f, prio, hops + 1 if hops < 255 else 255, born, i, p)
+        if hops >= f[3]:
+            r.state[s] = LIMITED
         d.slot[i] = s
         # the stored copy is what we send: sender field = us
         g = r.frame[s]
@@ -446,7 +451,7 @@ class Gossip:
         """What to do with a message new to this node (own: we published it)."""
         r = self._ring
         mode = self._mode
-        if r.hops[s] > r.frame[s][3]:
+        if r.state[s] & LIMITED:
             self.hop_limited += 1
             return
         # high priority is flooded at once in every mode (seed's phase 2)
@@ -457,17 +462,25 @@ class Gossip:
             if own or self._delay == 0 or not self._bcast:
                 self._everyone(s, now)
             else:
-                self._schedule(s, now, self._relay_wait(rssi), self._k)
+                self._relay_new(s, now, rssi)
             return
         # gossip (and hybrid's normal priority)
         if self._bcast:
-            self._schedule(s, now, self._relay_wait(rssi), self._k)
+            self._relay_new(s, now, rssi)
         else:
             r.pushes[s] = self.config.push_rounds
             if r.pushes[s]:
                 r.state[s] |= PUSH
             if own:
                 self._push_round_one(s, now)
+
+    def _relay_new(self, s, now, rssi):
+        """Schedule the one rebroadcast of a message just heard at rssi."""
+        if self._near and rssi >= self._near:
+            # heard from close by: that broadcast covered our neighbourhood
+            self.suppressed += 1
+            return
+        self._schedule(s, now, self._relay_wait(rssi), self._k)
 
     def _relay_wait(self, rssi):
         d = self._delay
@@ -528,7 +541,9 @@ class Gossip:
         n = 0
         for s in range(r.slots):
             r.mark[s] = 0
-            if r.used[s] and ((now - r.born[s] + _HALF) & _MASK) - _HALF <= self._age_max:
+            # (a message at its hop limit can't be sent: not listed, not counted)
+            if (r.used[s] and not r.state[s] & LIMITED
+                    and ((now - r.born[s] + _HALF) & _MASK) - _HALF <= self._age_max):
                 i = r.dix[s]
                 hi = d.hi[i]
                 lo = d.lo[i]
@@ -544,7 +559,7 @@ class Gossip:
         n = self._sum_n
         f = self._tx
         f[0:] = self._blank
-        room = (self._mtu - _HDR) // _ID
+        room = (self._mtu - _HDR) // _DID
         if room > 255:
             room = 255
         r = self._ring
@@ -584,9 +599,11 @@ class Gossip:
             f[o + 3] = g[11]
             f[o + 4] = g[12]
             f[o + 5] = g[13]
-            o += _ID
-            cnt += 1
             oldest_age = ((now - r.born[best] + _HALF) & _MASK) - _HALF
+            a = oldest_age >> _DAGE_SHIFT
+            f[o + 6] = a if a < 255 else 255
+            o += _DID
+            cnt += 1
         f[0] = (_VERSION << 4) | _T_DIGEST
         f[1] = _F_TRUNCATED if cnt < n else 0
         f[2] = cnt
@@ -622,22 +639,24 @@ class Gossip:
         if theirs == x and their_n == self._sum_n:
             self._t_heard += 1  # Trickle: a consistent transmission
             return
-        self._trickle_reset(now)
+        # Differences in messages younger than settle_ms are usually the relay
+        # wave still passing: only settled differences are acted upon (and
+        # only they reset Trickle), so digests don't chase the wave.
         r = self._ring
         d = self._dedup
         mark = r.mark  # 1 on our live slots (from _summary)
+        settle = self._settle
         q = self._tx
         q[0:] = self._blank
         want = 0
         room = (self._mtu - _REQ_HDR) // _ID
         o = _HDR
-        cnt = f[2]
-        for _e in range(cnt):
+        for _e in range(f[2]):
             hi = (f[o] << 16) | (f[o + 1] << 8) | f[o + 2]
             lo = (f[o + 3] << 16) | (f[o + 4] << 8) | f[o + 5]
             i = d.find(hi, lo)
             if i < 0:
-                if want < room:
+                if want < room and (f[o + 6] << _DAGE_SHIFT) >= settle:
                     w = _REQ_HDR + want * _ID
                     for b in range(_ID):
                         q[w + b] = f[o + b]
@@ -646,21 +665,19 @@ class Gossip:
                 s = d.slot[i]
                 if s >= 0:
                     mark[s] = 0  # they have it
-            o += _ID
-        # what they lack: our live messages their digest did not list (when
+            o += _DID
+        # what they lack: our settled messages their digest did not list (when
         # their list was cut short, only those younger than its oldest entry)
         span = ((f[14] << 8) | f[15]) << _AGE_SHIFT
         cut = f[1] & _F_TRUNCATED
         to = self._to_peer(p)
+        lacking = 0
         for s in range(r.slots):
-            if mark[s] == 1 and (not cut or ((now - r.born[s] + _HALF) & _MASK) - _HALF < span):
-                self.answered += 1
-                if self._bcast:
-                    # several neighbours may lack it and several may answer:
-                    # answer after a short random wait, cancelled by one copy
-                    self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
-                elif to is not None:
-                    self._send_slot(s, now, to)
+            if mark[s] == 1:
+                age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
+                if age >= settle and (not cut or age < span):
+                    self._answer(s, now, to)
+                    lacking += 1
         if want:
             q[0] = (_VERSION << 4) | _T_REQUEST
             q[1] = 0
@@ -674,6 +691,20 @@ class Gossip:
             elif to is not None:
                 self.requests_out += 1
                 self._send(q, to)
+        if want or lacking:
+            self._trickle_reset(now)
+
+    def _answer(self, s, now, to):
+        """Send slot s to a node that lacks it: on a broadcast medium after a
+        short random wait, cancelled by one copy heard (several neighbours may
+        lack it and several may answer); else unicast to `to` at once."""
+        r = self._ring
+        self.answered += 1
+        if self._bcast:
+            if not r.state[s] & RELAY:
+                self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
+        elif to is not None:
+            self._send_slot(s, now, to)
 
     def _to_peer(self, p):
         """A reused one-peer list for row p, or None when it has no address."""
@@ -697,14 +728,8 @@ class Gossip:
             if i < 0:
                 continue
             s = d.slot[i]
-            if s < 0:
-                continue
-            self.answered += 1
-            if self._bcast:
-                if not r.state[s] & RELAY:
-                    self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
-            elif to is not None:
-                self._send_slot(s, now, to)
+            if s >= 0 and not r.state[s] & LIMITED:
+                self._answer(s, now, to)
 
     # Trickle (RFC 6206) for digests on a broadcast medium
     def _trickle_begin(self, now, interval):

@@ -26,6 +26,7 @@ _HALF = const(0x20000000)
 # state bits
 RELAY = const(1)  # a broadcast of this slot is due at due[s]
 PUSH = const(2)  # this slot still takes part in unicast push rounds
+LIMITED = const(4)  # it arrived at its hop limit: kept and delivered, never sent
 
 
 class Ring:

@@ -14,7 +14,8 @@
 #   4..7  sender     node id of the transmitter, big-endian
 # DATA    8..11 origin, 12..13 seq, 14..15 age (4 ms units), 16.. payload
 # DIGEST  8..11 summary (30-bit xor of the sender's live ids), 12..13 live
-#         count, 14..15 age of the oldest id listed (4 ms units), 16.. ids
+#         count, 14..15 age of the oldest id listed (4 ms units), 16.. entries
+#         of 7 bytes: id + its age in 64 ms units (255: that or older)
 # REQUEST 8.. ids
 # An id is origin (4 bytes) + seq (2 bytes).
 import struct
@@ -29,6 +30,8 @@ DATA_HDR = 16
 DIGEST_HDR = 16
 REQUEST_HDR = 8
 ID_LEN = 6
+DIGEST_ENTRY = 7
+DIGEST_AGE_UNIT_MS = 64
 AGE_UNIT_MS = 4
 F_TRUNCATED = 0x01
 PRIO_MASK = 0x03
@@ -54,14 +57,19 @@ def _ids(ids):
     return b"".join(struct.pack(">IH", o, s) for o, s in ids)
 
 
-def encode_digest(sender, ids, summary=0, live=None, span_ms=0, truncated=False):
+def encode_digest(sender, ids, summary=0, live=None, span_ms=0, truncated=False, ages_ms=None):
+    """ids: [(origin, seq)]; ages_ms: their ages (default: all 'old', 255)."""
     ids = list(ids)
     if live is None:
         live = len(ids)
+    if ages_ms is None:
+        ages = [255] * len(ids)
+    else:
+        ages = [min(255, a // DIGEST_AGE_UNIT_MS) for a in ages_ms]
     return struct.pack(
         ">BBBBIIHH", (VERSION << 4) | DIGEST, F_TRUNCATED if truncated else 0, len(ids), 0,
         sender, summary, live, _age(span_ms),
-    ) + _ids(ids)
+    ) + b"".join(struct.pack(">IHB", o, s, a) for (o, s), a in zip(ids, ages))
 
 
 def encode_request(sender, ids):
@@ -102,14 +110,15 @@ def decode(frame):
                    origin=origin, seq=seq, id=message_id(origin, seq),
                    age_ms=age * AGE_UNIT_MS, payload=frame[DATA_HDR:])
         return out
-    hdr = DIGEST_HDR if t == DIGEST else REQUEST_HDR
+    hdr, size = (DIGEST_HDR, DIGEST_ENTRY) if t == DIGEST else (REQUEST_HDR, ID_LEN)
     count = frame[2]
-    if n != hdr + ID_LEN * count:
+    if n != hdr + size * count:
         raise ValueError("%s frame of %d bytes does not hold the %d ids it announces"
                          % (TYPES[t], n, count))
-    ids = [struct.unpack(">IH", frame[o:o + ID_LEN]) for o in range(hdr, n, ID_LEN)]
+    ids = [struct.unpack(">IH", frame[o:o + ID_LEN]) for o in range(hdr, n, size)]
     out["ids"] = ids
     if t == DIGEST:
+        out["ages_ms"] = [frame[o + ID_LEN] * DIGEST_AGE_UNIT_MS for o in range(hdr, n, size)]
         summary, live, span = struct.unpack(">IHH", frame[8:16])
         out.update(summary=summary, live=live, span_ms=span * AGE_UNIT_MS,
                    truncated=bool(frame[1] & F_TRUNCATED))

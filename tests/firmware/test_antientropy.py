@@ -24,6 +24,8 @@ def test_digest_answer_both_ways():
     # a knows messages (9,1) and (9,2); its peer 5 knows (9,2) and (9,3)
     a.receive(wire.encode_data(9, 1, b"one"), addr_of(9))
     a.receive(wire.encode_data(9, 2, b"two"), addr_of(9))
+    ack.advance(cfg.settle_ms)  # both have settled: no relay wave is passing any more
+    a.tick()
     del asent[:]
     a.receive(wire.encode_digest(5, [(9, 2), (9, 3)], summary=123, live=2), addr_of(5))
     kinds = [wire.decode(f)["type"] for f, _to in asent]
@@ -106,7 +108,7 @@ def test_partition_heals_and_a_late_joiner_catches_up():
 
 
 def test_digest_lists_newest_first_and_flags_truncation():
-    cfg = Config.small(relay_delay_ms=0, mtu=16 + 6 * 3, max_payload=10)
+    cfg = Config.small(relay_delay_ms=0, mtu=16 + 7 * 3, max_payload=10)
     a, asent, agot, ack = _node(cfg, 1)
     for seq in range(1, 6):
         ack.advance(10)
@@ -115,3 +117,44 @@ def test_digest_lists_newest_first_and_flags_truncation():
     assert d["ids"] == [(9, 5), (9, 4), (9, 3)]
     assert d["truncated"] and d["live"] == 5
     assert d["span_ms"] == 20  # the oldest listed, (9, 3), is 20 ms old
+
+
+def test_young_differences_are_the_wave_passing_not_a_loss():
+    cfg = Config.small(relay_delay_ms=0, settle_ms=500)
+    a, asent, agot, ack = _node(cfg, 1)
+    a.receive(wire.encode_data(9, 1, b"new"), addr_of(9))
+    ack.advance(100)
+    del asent[:]
+    interval = a._t_i
+    # a neighbour that lacks our 100 ms old message and lists one 64 ms old we lack
+    a.receive(wire.encode_digest(5, [(9, 2)], summary=1, live=1, ages_ms=[64]), addr_of(5))
+    ack.advance(10)
+    a.tick()
+    assert asent == [] and a.stats()["answered"] == 0 and a.stats()["requests_out"] == 0
+    assert a._t_i == interval  # no Trickle reset either
+    # once both have settled, the same difference is acted upon
+    ack.advance(500)
+    a.receive(wire.encode_digest(5, [(9, 2)], summary=1, live=1, ages_ms=[600]), addr_of(5))
+    ack.advance(10)
+    a.tick()
+    kinds = sorted(wire.decode(f)["type"] for f, _to in asent)
+    assert kinds == ["data", "request"], kinds
+
+
+def test_hop_limited_messages_are_not_advertised():
+    cfg = Config.small(relay_delay_ms=0)
+    a, asent, agot, ack = _node(cfg, 1)
+    a.receive(wire.encode_data(9, 1, b"far", hops=3, hop_limit=3), addr_of(9))
+    a.receive(wire.encode_data(9, 2, b"near", hops=1, hop_limit=3), addr_of(9))
+    assert len(agot) == 2  # both delivered
+    d = wire.decode(a._build_digest(ack.t))
+    assert d["ids"] == [(9, 2)] and d["live"] == 1
+    del asent[:]
+    ack.advance(cfg.settle_ms)
+    a.receive(wire.encode_request(5, [(9, 1), (9, 2)]), addr_of(5))
+    ack.advance(cfg.relay_delay_ms + 1)
+    a.tick()
+    sent = [wire.decode(f)["seq"] for f, _to in asent]
+    assert sent == [2], sent
+    # hops == hop_limit == 255 is legal on the wire and must not break anything
+    assert a.receive(wire.encode_data(9, 3, b"x", hops=255, hop_limit=255), addr_of(9)) is True

@@ -19,8 +19,10 @@ def test_data_roundtrip_and_header_size():
 
 def test_digest_and_request_roundtrip():
     ids = [(1, 2), (0xFFFFFFFF, 0xFFFF)]
-    d = wire.decode(wire.encode_digest(5, ids, summary=77, live=3, span_ms=400, truncated=True))
+    d = wire.decode(wire.encode_digest(5, ids, summary=77, live=3, span_ms=400, truncated=True,
+                                       ages_ms=[130, 10 ** 6]))
     assert d["type"] == "digest" and d["ids"] == ids and d["summary"] == 77
+    assert d["ages_ms"] == [128, 255 * 64]
     assert d["live"] == 3 and d["span_ms"] == 400 and d["truncated"]
     r = wire.decode(wire.encode_request(5, ids))
     assert r["type"] == "request" and r["ids"] == ids and r["sender"] == 5
