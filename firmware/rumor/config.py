@@ -28,19 +28,24 @@ _FIELDS = (
     # neighbour (ESP-NOW broadcast, LoRa, the virtual UDP medium).
     ("broadcast", True, None, None),
     ("mtu", 250, 24, 4096),
-    ("hop_limit", 32, 1, 255),
+    ("hop_limit", 128, 1, 255),
     # Broadcast relaying (counter-based suppression, as Trickle, RFC 6206):
     # a new message is rebroadcast after a random delay in [0, relay_delay_ms)
     # unless suppress_count copies of it were heard meanwhile (0: never cancel).
-    ("relay_delay_ms", 40, 0, 60000),
+    ("relay_delay_ms", 8, 0, 60000),
     ("suppress_count", 2, 0, 255),
-    # Managed flooding: a weaker signal gives a shorter delay (rssi passed
-    # to receive(); rssi_floor..rssi_ceil maps onto the delay window).
-    ("delay_by_signal", False, None, None),
-    # Distance-based suppression: a copy heard at this rssi or stronger comes
-    # from a node close by, whose broadcast covered most of what ours would;
-    # it cancels our pending relay (the first copy too).  0: off.
-    ("suppress_rssi", 0, -200, 0),
+    # A weaker signal gives a shorter delay (rssi passed to receive()): the
+    # farther node covers more new ground, so it goes first.  rssi_floor (or
+    # weaker) waits 0, rssi_ceil (or stronger) the whole relay_delay_ms.
+    # The defaults fit the simulator's path loss (-100 dBm at the range
+    # edge, -91 at half range): set them from your radio's edge RSSI.
+    ("delay_by_signal", True, None, None),
+    ("rssi_floor", -100, -200, 0),
+    ("rssi_ceil", -93, -200, 0),
+    # Distance-based suppression: a relay of the message heard at this rssi
+    # or stronger while ours waits comes from a node close by, whose broadcast
+    # covered most of what ours would: it cancels ours.  0: off.
+    ("suppress_rssi", -92, -200, 0),
     # Digests and requests are answered only with messages at least this old:
     # younger ones are usually still on their way by relay.
     ("settle_ms", 500, 0, 3600000),
@@ -75,6 +80,8 @@ class Config:
     relay_delay_ms: int
     suppress_count: int
     delay_by_signal: bool
+    rssi_floor: int
+    rssi_ceil: int
     suppress_rssi: int
     settle_ms: int
     digest_doublings: int
@@ -120,6 +127,8 @@ class Config:
                 "Config.dedup_slots=%d must be >= ring_slots=%d: ids are remembered longer than bodies"
                 % (d, self.ring_slots)
             )
+        if self.rssi_floor >= self.rssi_ceil:
+            raise ValueError("Config.rssi_floor must be below rssi_ceil")
         if self.max_message_age_ms < self.gossip_interval_ms:
             raise ValueError("Config.max_message_age_ms must be >= gossip_interval_ms")
 

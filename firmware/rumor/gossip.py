@@ -44,6 +44,10 @@ _AGE_WIRE_MAX = const(0xFFFF)
 _PRIO_MASK = const(0x03)
 _F_TRUNCATED = const(0x01)  # DIGEST flags: more live ids than listed
 
+# Trickle redundancy constant: a digest is skipped in an interval where this
+# many consistent digests were heard (RFC 6206 calls it k)
+_TRICKLE_K = const(1)
+
 _FLOOD = const(0)
 _HYBRID = const(1)
 _GOSSIP = const(2)
@@ -107,6 +111,8 @@ class Gossip:
         self._delay = c.relay_delay_ms
         self._k = c.suppress_count
         self._by_signal = c.delay_by_signal
+        self._rssi_lo = c.rssi_floor
+        self._rssi_hi = c.rssi_ceil
         self._near = c.suppress_rssi
         self._settle = c.settle_ms
         self._fanout = c.fanout
@@ -116,8 +122,6 @@ class Gossip:
         self._peer_timeout = c.peer_timeout_ms
         # push_pull_ratio as a 16-bit threshold: no floats on the hot path
         self._push_q16 = int(c.push_pull_ratio * 65536 + 0.5)
-        self.rssi_floor = -100  # delay_by_signal: this rssi (or weaker) relays first
-        self.rssi_ceil = -40  # ...and this (or stronger) waits the whole window
 
         self._ring = Ring(c.ring_slots, c.mtu)
         self._dedup = Dedup(c.dedup_slots)
@@ -475,11 +479,9 @@ class Gossip:
                 self._push_round_one(s, now)
 
     def _relay_new(self, s, now, rssi):
-        """Schedule the one rebroadcast of a message just heard at rssi."""
-        if self._near and rssi >= self._near:
-            # heard from close by: that broadcast covered our neighbourhood
-            self.suppressed += 1
-            return
+        """Schedule the one rebroadcast of a message just heard at rssi.
+        (The first copy's strength only orders the relays; suppress_rssi
+        applies to the copies heard while ours waits: see _data.)"""
         self._schedule(s, now, self._relay_wait(rssi), self._k)
 
     def _relay_wait(self, rssi):
@@ -488,15 +490,16 @@ class Gossip:
             return 0
         if self._by_signal:
             # weaker signal -> farther away -> covers more new ground: go first
-            lo = self.rssi_floor
-            hi = self.rssi_ceil
+            lo = self._rssi_lo
+            hi = self._rssi_hi
             if rssi <= lo:
                 base = 0
             elif rssi >= hi:
                 base = d
             else:
                 base = (rssi - lo) * d // (hi - lo)
-            return base + self._rand(16) % (d // 4 + 1)
+            # a little jitter breaks ties between nodes at the same distance
+            return base + self._rand(16) % (d // 16 + 1)
         return self._rand(16) % d
 
     def _schedule(self, s, now, wait, need):
@@ -767,7 +770,7 @@ class Gossip:
     def _trickle(self, now):
         if not self._t_fired and ((now - self._t_fire + _HALF) & _MASK) - _HALF >= 0:
             self._t_fired = True
-            if self._k == 0 or self._t_heard < self._k:
+            if self._t_heard < _TRICKLE_K:
                 self._send_digest(now, None)
         if ((now - self._t_end + _HALF) & _MASK) - _HALF >= 0:
             i = self._t_i << 1

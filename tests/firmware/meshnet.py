@@ -8,7 +8,7 @@ from rumor import Config, Gossip, wire
 
 
 def addr_of(i):
-    return bytes((2, 0, 0, 0, 0, i))
+    return bytes((2, 0, 0, 0, i >> 8, i & 0xFF))
 
 
 class Net:

@@ -149,7 +149,7 @@ def test_hop_limit_bounds_relaying():
 
 
 def test_high_priority_is_forwarded_at_once():
-    cfg = Config.small(relay_delay_ms=500)
+    cfg = Config.small(relay_delay_ms=500, delay_by_signal=False)
     g, sent, got, ck = _engine(cfg)
     g.receive(wire.encode_data(9, 1, b"normal"), addr_of(9))
     assert sent == []  # waits for its random delay
@@ -161,7 +161,7 @@ def test_high_priority_is_forwarded_at_once():
 
 
 def test_rebroadcast_cancelled_when_enough_copies_heard():
-    cfg = Config.small(relay_delay_ms=100, suppress_count=2)
+    cfg = Config.small(relay_delay_ms=100, suppress_count=2, suppress_rssi=0)
     g, sent, got, ck = _engine(cfg)
     g.receive(wire.encode_data(9, 1, b"m"), addr_of(9))
     g.receive(wire.encode_data(9, 1, b"m", sender=10, hops=1), addr_of(10))
@@ -175,6 +175,21 @@ def test_rebroadcast_cancelled_when_enough_copies_heard():
     ck.advance(100)
     g.tick()
     assert len(sent) == 1 and wire.decode(sent[0][0])["seq"] == 2
+
+
+def test_a_relay_heard_from_close_by_cancels_ours():
+    cfg = Config.small(relay_delay_ms=100, suppress_count=0, suppress_rssi=-90)
+    g, sent, got, ck = _engine(cfg)
+    # the first copy's strength only orders the relays: a strong one still schedules
+    g.receive(wire.encode_data(9, 1, b"m"), addr_of(9), -60)
+    g.receive(wire.encode_data(9, 1, b"m", sender=10, hops=1), addr_of(10), -97)  # far: no
+    ck.advance(50)
+    g.tick()
+    assert g.stats()["suppressed"] == 0
+    g.receive(wire.encode_data(9, 1, b"m", sender=11, hops=1), addr_of(11), -85)  # near: yes
+    ck.advance(100)
+    g.tick()
+    assert sent == [] and g.stats()["suppressed"] == 1
 
 
 def test_signal_policy_sends_weaker_links_first():

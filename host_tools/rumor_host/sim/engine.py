@@ -262,8 +262,6 @@ class Engine:
             r = random.Random(f"node/{p.seed}/{v}/{epoch[v]}")
             o = off[v]
             g = Gossip(cfg, v + 1, clock=lambda: (now[0] + o) // 1000, rand=r.getrandbits)
-            g.rssi_floor = strat.rssi_floor
-            g.rssi_ceil = strat.rssi_ceil
             g.on_forward(fwds[v])
             g.on_message(delivers[v])
             if strat.add_peers:

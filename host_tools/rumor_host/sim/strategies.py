@@ -27,8 +27,6 @@ class Strategy:
     summary: str
     config: Callable[[Radio, float, int], Config]  # (radio, slot_ms, max degree) -> Config
     add_peers: bool = False  # add_peer() every radio neighbour (unicast gossip)
-    rssi_floor: int = -100  # delay_by_signal: this rssi (or weaker) relays first
-    rssi_ceil: int = -40  # ...and this (or stronger) waits the whole window
 
 
 def _is_lora(radio: Radio) -> bool:
@@ -41,34 +39,38 @@ def _flood(radio: Radio, slot_ms: float, maxdeg: int) -> Config:
     # the jitter is a couple of airtimes, as plain flooding firmwares use)
     jitter = int(2 * slot_ms) + 1 if _is_lora(radio) else 5
     return Config(mode="flood", relay_delay_ms=jitter, suppress_count=0, hop_limit=254,
-                  **_common(radio))
+                  delay_by_signal=False, suppress_rssi=0, **_common(radio))
 
 
 def _seed(radio: Radio, slot_ms: float, maxdeg: int) -> Config:
     # the seed's design: unicast push/pull to fanout 4 random peers every 1 s
     return Config(mode="gossip", broadcast=False, fanout=4, gossip_interval_ms=1000,
-                  push_pull_ratio=0.7, max_peers=min(250, max(16, maxdeg)), **_common(radio))
+                  push_pull_ratio=0.7, max_peers=min(250, max(16, maxdeg)), hop_limit=32,
+                  **_common(radio))
 
 
 def _managed_flood(radio: Radio, slot_ms: float, maxdeg: int) -> Config:
     # Meshtastic's managed flooding: weaker signal rebroadcasts sooner, a
     # rebroadcast heard cancels ours, hop limit 3
     window = int(8 * slot_ms) + 1 if _is_lora(radio) else 20
+    # (Meshtastic maps SNR over its whole range: rssi -100..-40 here)
     return Config(mode="flood", relay_delay_ms=window, suppress_count=1, delay_by_signal=True,
-                  hop_limit=3, **_common(radio))
+                  rssi_floor=-100, rssi_ceil=-40, suppress_rssi=0, hop_limit=3,
+                  **_common(radio))
 
 
 def _rumor(radio: Radio, slot_ms: float, maxdeg: int) -> Config:
-    # our default: broadcast relay with counter suppression, farther nodes
-    # first, plus Trickle-timed digests (anti-entropy) that heal the rest
+    # our default configuration: one rebroadcast per node, farther nodes
+    # first (delay by signal), cancelled by two copies heard or by one relay
+    # heard from close by, plus Trickle-timed digests that heal the rest
+    # (ESP-NOW: Config() as it is; its timings are ESP-NOW's)
     if _is_lora(radio):
-        return Config(mode="gossip", relay_delay_ms=int(8 * slot_ms) + 1, suppress_count=2,
-                      delay_by_signal=True, gossip_interval_ms=max(1000, int(40 * slot_ms)),
-                      hop_limit=254, **_common(radio))
-    # hop_limit 254 (255 makes receive() raise: see the report), high because a hop-limited id that digests keep listing can never be
-    # answered, and the endless inconsistency pins Trickle at its fastest
-    return Config(mode="gossip", relay_delay_ms=20, suppress_count=2, delay_by_signal=True,
-                  hop_limit=254, **_common(radio))
+        # LoRa's airtime is tens of ms: windows in frame airtimes, and the
+        # anti-entropy waits for the slower relay wave to pass
+        return Config(relay_delay_ms=int(8 * slot_ms) + 1, rssi_ceil=-85, suppress_rssi=0,
+                      gossip_interval_ms=max(1000, int(40 * slot_ms)),
+                      settle_ms=max(500, int(40 * slot_ms)), **_common(radio))
+    return Config(**_common(radio))
 
 
 def _common(radio: Radio) -> dict:
