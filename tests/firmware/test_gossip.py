@@ -163,16 +163,17 @@ def test_high_priority_is_forwarded_at_once():
 def test_rebroadcast_cancelled_when_enough_copies_heard():
     cfg = Config.small(relay_delay_ms=100, suppress_count=2, suppress_rssi=0)
     g, sent, got, ck = _engine(cfg)
+    wait = cfg.relay_delay_ms + cfg.relay_delay_ms // 16 + 1  # the longest wait, jitter included
     g.receive(wire.encode_data(9, 1, b"m"), addr_of(9))
     g.receive(wire.encode_data(9, 1, b"m", sender=10, hops=1), addr_of(10))
     g.receive(wire.encode_data(9, 1, b"m", sender=11, hops=1), addr_of(11))
-    ck.advance(100)
+    ck.advance(wait)
     g.tick()
     assert sent == [] and g.stats()["suppressed"] == 1
     # with a single copy heard it goes out
     g.receive(wire.encode_data(9, 2, b"n"), addr_of(9))
     g.receive(wire.encode_data(9, 2, b"n", sender=10, hops=1), addr_of(10))
-    ck.advance(100)
+    ck.advance(wait)
     g.tick()
     assert len(sent) == 1 and wire.decode(sent[0][0])["seq"] == 2
 
