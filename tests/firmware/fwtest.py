@@ -58,3 +58,26 @@ def seeded_rand(seed=1):
 
     random.seed(seed)
     return random.getrandbits
+
+
+def pump_radios(clock, radios, engines, before=None, steps=60, ms=20):
+    """Run each radio's run(engine) task and tick the engines for steps * ms
+    of test time; before() runs once the tasks are up (e.g. a publish)."""
+    import asyncio
+
+    async def main():
+        tasks = [asyncio.create_task(radios[i].run(engines[i])) for i in range(len(radios))]
+        await asyncio.sleep(0)
+        if before is not None:
+            before()
+        for _ in range(steps):
+            for _ in range(4):  # let every run() task drain what arrived
+                await asyncio.sleep(0)
+            clock.advance(ms)
+            for g in engines:
+                g.tick()
+        for t in tasks:
+            t.cancel()
+        await asyncio.sleep(0)
+
+    asyncio.run(main())

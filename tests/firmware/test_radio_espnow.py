@@ -42,24 +42,7 @@ def _setup(n, links, mode="flood", broadcast=True):
 
 
 def _pump(clock, radios, engines, steps=60, ms=20, before=None):
-    """Run the radios' run() tasks and tick the engines for steps * ms of test time."""
-
-    async def main():
-        tasks = [asyncio.create_task(radios[i].run(engines[i])) for i in range(len(radios))]
-        await asyncio.sleep(0)
-        if before is not None:
-            before()
-        for _ in range(steps):
-            for _ in range(3):  # let every run() task drain what arrived
-                await asyncio.sleep(0)
-            clock.advance(ms)
-            for g in engines:
-                g.tick()
-        for t in tasks:
-            t.cancel()
-        await asyncio.sleep(0)
-
-    asyncio.run(main())
+    fwtest.pump_radios(clock, radios, engines, before, steps, ms)
 
 
 def test_publish_reaches_two_neighbours_by_broadcast():

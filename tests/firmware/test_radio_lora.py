@@ -50,21 +50,7 @@ def _setup(boards, links, clock):
 
 
 def _pump(clock, radios, engines, before, steps=60, ms=20):
-    async def main():
-        tasks = [asyncio.create_task(radios[i].run(engines[i])) for i in range(len(radios))]
-        await asyncio.sleep(0)
-        before()
-        for _ in range(steps):
-            for _ in range(4):
-                await asyncio.sleep(0)
-            clock.advance(ms)
-            for g in engines:
-                g.tick()
-        for t in tasks:
-            t.cancel()
-        await asyncio.sleep(0)
-
-    asyncio.run(main())
+    fwtest.pump_radios(clock, radios, engines, before, steps, ms)
 
 
 def test_modem_built_from_board_files():
