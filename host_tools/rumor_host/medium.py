@@ -24,6 +24,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from rumor_host.sim.radio import rssi_at
+
 BROADCAST = b"\xff" * 6
 
 
@@ -67,8 +69,10 @@ class Medium:
         self._n = 0
 
     def rssi(self, i: int, k: int) -> int:
+        # the simulator's path loss (-100 dBm at the range edge), which the
+        # core's default rssi thresholds are tuned to
         d = self.ndist[i][k] if k < len(self.ndist[i]) else 0.5
-        return max(-127, min(0, int(-40 - 60 * d)))
+        return max(-127, min(0, rssi_at(d, 1.0)))
 
     def handle(self, data: bytes, sender: tuple[str, int], now: float) -> None:
         if len(data) < 12:
