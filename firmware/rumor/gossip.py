@@ -669,16 +669,17 @@ class Gossip:
                 if s >= 0:
                     mark[s] = 0  # they have it
             o += _DID
-        # what they lack: our settled messages their digest did not list (when
-        # their list was cut short, only those younger than its oldest entry)
+        # what they lack: our settled messages their digest did not list, but
+        # only those younger than its oldest entry: older ones they may have
+        # evicted from a full ring (or not listed, when the list was cut
+        # short); they ask for those themselves when our digests list them
         span = ((f[14] << 8) | f[15]) << _AGE_SHIFT
-        cut = f[1] & _F_TRUNCATED
         to = self._to_peer(p)
         lacking = 0
         for s in range(r.slots):
             if mark[s] == 1:
                 age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
-                if age >= settle and (not cut or age < span):
+                if age >= settle and age < span:
                     self._answer(s, now, to)
                     lacking += 1
         if want:

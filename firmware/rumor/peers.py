@@ -68,10 +68,20 @@ class Peers:
             j = (j + 1) & m
 
     def hear(self, hi, lo, addr, now):
-        """Mark node (hi, lo) heard now (learning it if new); return its row or -1."""
-        k = self.find(hi, lo)
-        if k < 0:
-            return self._learn(hi, lo, addr, now)
+        """Mark node (hi, lo) heard now (learning it if new); return its row or -1.
+        (find() inlined: this runs for every frame heard.)"""
+        ix = self._ix
+        m = self._imask
+        j = (hi ^ (hi >> 5) ^ lo ^ (lo << 3)) & m
+        h = self.hi
+        while True:
+            k = ix[j]
+            if k == 0:
+                return self._learn(hi, lo, addr, now)
+            k -= 1
+            if h[k] == hi and self.lo[k] == lo:
+                break
+            j = (j + 1) & m
         self.heard[k] = now
         if addr is not None and not len(self.addr[k]):
             self.addr[k][0:] = addr

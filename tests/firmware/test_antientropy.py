@@ -27,7 +27,8 @@ def test_digest_answer_both_ways():
     ack.advance(cfg.settle_ms)  # both have settled: no relay wave is passing any more
     a.tick()
     del asent[:]
-    a.receive(wire.encode_digest(5, [(9, 2), (9, 3)], summary=123, live=2), addr_of(5))
+    a.receive(wire.encode_digest(5, [(9, 2), (9, 3)], summary=123, live=2, span_ms=10000),
+              addr_of(5))
     kinds = [wire.decode(f)["type"] for f, _to in asent]
     assert "request" in kinds
     req = [wire.decode(f) for f, _to in asent if wire.decode(f)["type"] == "request"][0]
@@ -134,7 +135,8 @@ def test_young_differences_are_the_wave_passing_not_a_loss():
     assert a._t_i == interval  # no Trickle reset either
     # once both have settled, the same difference is acted upon
     ack.advance(500)
-    a.receive(wire.encode_digest(5, [(9, 2)], summary=1, live=1, ages_ms=[600]), addr_of(5))
+    a.receive(wire.encode_digest(5, [(9, 2)], summary=1, live=1, ages_ms=[5000], span_ms=5000),
+              addr_of(5))
     ack.advance(10)
     a.tick()
     kinds = sorted(wire.decode(f)["type"] for f, _to in asent)
@@ -158,3 +160,26 @@ def test_hop_limited_messages_are_not_advertised():
     assert sent == [2], sent
     # hops == hop_limit == 255 is legal on the wire and must not break anything
     assert a.receive(wire.encode_data(9, 3, b"x", hops=255, hop_limit=255), addr_of(9)) is True
+
+
+def test_what_a_full_ring_evicted_is_not_taken_for_a_loss():
+    cfg = Config.small(relay_delay_ms=0, settle_ms=100)
+    a, asent, agot, ack = _node(cfg, 1)
+    a.receive(wire.encode_data(9, 1, b"old"), addr_of(9))
+    ack.advance(3000)
+    a.receive(wire.encode_data(9, 2, b"new"), addr_of(9))
+    ack.advance(200)
+    del asent[:]
+    # a neighbour whose digest starts 1 s back lists (9, 2) only: it may
+    # well have evicted (9, 1), so that is not answered
+    a.receive(wire.encode_digest(5, [(9, 2)], summary=1, live=1, span_ms=1000), addr_of(5))
+    ack.advance(10)
+    a.tick()
+    assert [f for f, _to in asent if wire.decode(f)["type"] == "data"] == []
+    assert a.stats()["answered"] == 0
+    # once its digest reaches back past (9, 1), the gap is real
+    a.receive(wire.encode_digest(5, [(9, 2), (7, 7)], summary=1, live=2, span_ms=9000),
+              addr_of(5))
+    ack.advance(10)
+    a.tick()
+    assert [wire.decode(f)["seq"] for f, _to in asent if wire.decode(f)["type"] == "data"] == [1]

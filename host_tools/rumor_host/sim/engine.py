@@ -481,7 +481,19 @@ class Engine:
             "duty_cycle_mean": sum(air_node) / n / end_us if end_us else 0.0,
         }
         stats.update(ctr)
-        return run_metrics(sc, first, src_of, stats)
+        out = run_metrics(sc, first, src_of, stats)
+        # the engines' own counters, summed over the nodes up at the end
+        totals: dict[str, int] = {}
+        for g in nodes:
+            for key, val in g.stats().items():
+                if key in _CORE_TOTALS:
+                    totals[key] = totals.get(key, 0) + val
+        out["core_totals"] = totals
+        return out
+
+
+_CORE_TOTALS = ("delivered", "duplicates", "suppressed", "answered", "requests_out", "digests_out",
+                "evicted", "expired", "hop_limited", "malformed")
 
 
 def simulate(params: SimParams, strategies: Sequence[str],

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rumor import Config
+from rumor.config import MAX_AGE_MS
 
 from .radio import Radio
 
@@ -67,9 +68,14 @@ def _rumor(radio: Radio, slot_ms: float, maxdeg: int) -> Config:
     if _is_lora(radio):
         # LoRa's airtime is tens of ms: windows in frame airtimes, and the
         # anti-entropy waits for the slower relay wave to pass
+        # and messages live long enough for that repair (SF10: a wave of ten
+        # hops takes most of a minute)
         return Config(relay_delay_ms=int(8 * slot_ms) + 1, rssi_ceil=-85, suppress_rssi=0,
-                      gossip_interval_ms=max(1000, int(40 * slot_ms)),
-                      settle_ms=max(500, int(40 * slot_ms)), **_common(radio))
+                      gossip_interval_ms=max(1000, int(60 * slot_ms)),
+                      settle_ms=max(500, int(40 * slot_ms)),
+                      max_message_age_ms=min(MAX_AGE_MS, max(60000, int(800 * slot_ms))),
+                      digest_doublings=2,
+                      **_common(radio))
     return Config(**_common(radio))
 
 
