@@ -129,6 +129,8 @@ class Config:
             )
         if self.rssi_floor >= self.rssi_ceil:
             raise ValueError("Config.rssi_floor must be below rssi_ceil")
+        if self.gossip_interval_ms << self.digest_doublings >= 0x20000000:
+            raise ValueError("Config.gossip_interval_ms << digest_doublings must stay below 2**29 ms (ticks wrap)")
         if self.max_message_age_ms < self.gossip_interval_ms:
             raise ValueError("Config.max_message_age_ms must be >= gossip_interval_ms")
 

@@ -221,7 +221,7 @@ class Gossip:
         if age > self._age_max:
             return False
         if r.state[s] & LIMITED:
-            self.hop_limited += 1
+            self.hop_limited = (self.hop_limited + 1) & _MASK
             return False
         f = r.frame[s]
         f[2] = r.hops[s]
@@ -303,7 +303,7 @@ class Gossip:
         f[_HDR:] = payload
         r.put(s, f, priority, 0, now, i, -1)
         d.slot[i] = s
-        self.published += 1
+        self.published = (self.published + 1) & _MASK
         self._disseminate(s, priority, now, True, 0)
         return (self.node_id << 16) | seq
 
@@ -317,34 +317,35 @@ class Gossip:
     # -- receive ------------------------------------------------------------------
     def receive(self, frame, from_peer=None, rssi=0):
         """Take a frame heard from the radio.  True when it carried a message
-        new to this node.  Never raises on bad input: it counts and drops."""
+        new to this node.  Never raises on bad input: it counts and drops.
+        rssi: dBm of this reception, 0 when the radio gives none."""
         self.frames_in = (self.frames_in + 1) & _MASK
         if not self._running:
             return False
         n = len(frame)
         if n < _REQ_HDR or n > self._mtu:
-            self.malformed += 1
+            self.malformed = (self.malformed + 1) & _MASK
             return False
         vt = frame[0]
         if vt >> 4 != _VERSION:
-            self.bad_version += 1
-            self.malformed += 1
+            self.bad_version = (self.bad_version + 1) & _MASK
+            self.malformed = (self.malformed + 1) & _MASK
             return False
         t = vt & 0x0F
         if t == _T_DATA:
             if n < _HDR or frame[2] > frame[3]:
-                self.malformed += 1
+                self.malformed = (self.malformed + 1) & _MASK
                 return False
         elif t == _T_DIGEST:
             if n < _HDR or n != _HDR + _DID * frame[2]:
-                self.malformed += 1
+                self.malformed = (self.malformed + 1) & _MASK
                 return False
         elif t == _T_REQUEST:
             if n != _REQ_HDR + _ID * frame[2] or frame[2] == 0:
-                self.malformed += 1
+                self.malformed = (self.malformed + 1) & _MASK
                 return False
         else:
-            self.malformed += 1
+            self.malformed = (self.malformed + 1) & _MASK
             return False
         shi = (frame[4] << 8) | frame[5]
         slo = (frame[6] << 8) | frame[7]
@@ -372,27 +373,33 @@ class Gossip:
             if s >= 0:
                 r = self._ring
                 if r.state[s] & RELAY:
-                    h = r.heard[s] + 1
-                    r.heard[s] = h
-                    if (r.need[s] and h >= r.need[s]) or (self._near and rssi >= self._near):
+                    h = r.heard[s]
+                    if h < 255:
+                        h += 1
+                        r.heard[s] = h
+                    # (rssi 0 means the radio gave none: it can't say "close by")
+                    if (r.need[s] and h >= r.need[s]) or (self._near and rssi and rssi >= self._near):
                         r.state[s] &= ~RELAY
-                        self.suppressed += 1
+                        self.suppressed = (self.suppressed + 1) & _MASK
             return False
         if n - _HDR > self._max_payload:
-            self.malformed += 1
+            self.malformed = (self.malformed + 1) & _MASK
             return False
         age = ((f[14] << 8) | f[15]) << _AGE_SHIFT
         if age > self._age_max:
-            self.expired += 1
+            self.expired = (self.expired + 1) & _MASK
             return False
         prio = f[1] & _PRIO_MASK
         s = self._slot_for(prio)
         if s < 0:
-            self.evicted += 1
+            self.evicted = (self.evicted + 1) & _MASK
+            self._dedup_add(khi, klo, now)  # seen (no body): not requested again
             return False
         if khi == (self._me_hi << 8) | (self._me_lo >> 8) and (klo >> 16) == self._me_lo & 0xFF:
             # one of our own messages from before a reboot: skip past its seq
-            self._seq = ((klo & 0xFFFF) + 1) & 0xFFFF
+            rs = klo & 0xFFFF
+            if ((rs - self._seq) & 0xFFFF) < 0x8000:  # only ever forward
+                self._seq = (rs + 1) & 0xFFFF
         i = self._dedup_add(khi, klo, now)
         born = (now - age) & _MASK
         hops = f[2]
@@ -427,7 +434,7 @@ class Gossip:
         r = self._ring
         s = r.take(prio)
         if s >= 0 and r.used[s]:
-            self.evicted += 1
+            self.evicted = (self.evicted + 1) & _MASK
             self._dedup.slot[r.dix[s]] = -1
             r.free(s)
         return s
@@ -437,7 +444,7 @@ class Gossip:
         i = d.add(khi, klo, now)
         s = d.slot[i]
         if s >= 0:  # the entry replaced still had a body: drop the body too
-            self.evicted += 1
+            self.evicted = (self.evicted + 1) & _MASK
             self._ring.free(s)
             d.slot[i] = -1
         return i
@@ -456,7 +463,7 @@ class Gossip:
         r = self._ring
         mode = self._mode
         if r.state[s] & LIMITED:
-            self.hop_limited += 1
+            self.hop_limited = (self.hop_limited + 1) & _MASK
             return
         # high priority is flooded at once in every mode (seed's phase 2)
         if prio > 0 and mode != _FLOOD:
@@ -488,7 +495,7 @@ class Gossip:
         d = self._delay
         if d == 0:
             return 0
-        if self._by_signal:
+        if self._by_signal and rssi:
             # weaker signal -> farther away -> covers more new ground: go first
             lo = self._rssi_lo
             hi = self._rssi_hi
@@ -497,7 +504,7 @@ class Gossip:
             elif rssi >= hi:
                 base = d
             else:
-                base = (rssi - lo) * d // (hi - lo)
+                base = int((rssi - lo) * d // (hi - lo))  # int(): a driver may hand a float
             # a little jitter breaks ties between nodes at the same distance
             return base + self._rand(16) % (d // 16 + 1)
         return self._rand(16) % d
@@ -631,13 +638,13 @@ class Gossip:
         f = self._build_digest(now)
         if f[2] == 0 and not f[1]:
             return False
-        self.digests_out += 1
+        self.digests_out = (self.digests_out + 1) & _MASK
         self._send(f, to)
         return True
 
     def _digest(self, f, n, p, now):
         x = self._summary(now)
-        theirs = (f[8] << 24) | (f[9] << 16) | (f[10] << 8) | f[11]
+        theirs = ((f[8] & 0x3F) << 24) | (f[9] << 16) | (f[10] << 8) | f[11]
         their_n = (f[12] << 8) | f[13]
         if theirs == x and their_n == self._sum_n:
             self._t_heard += 1  # Trickle: a consistent transmission
@@ -690,10 +697,10 @@ class Gossip:
             self._put_id(q, 4, self._me_hi, self._me_lo)
             q[_REQ_HDR + want * _ID:] = b""
             if self._bcast:
-                self.requests_out += 1
+                self.requests_out = (self.requests_out + 1) & _MASK
                 self._send(q, None)
             elif to is not None:
-                self.requests_out += 1
+                self.requests_out = (self.requests_out + 1) & _MASK
                 self._send(q, to)
         if want or lacking:
             self._trickle_reset(now)
@@ -703,7 +710,7 @@ class Gossip:
         short random wait, cancelled by one copy heard (several neighbours may
         lack it and several may answer); else unicast to `to` at once."""
         r = self._ring
-        self.answered += 1
+        self.answered = (self.answered + 1) & _MASK
         if self._bcast:
             if not r.state[s] & RELAY:
                 self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
@@ -827,10 +834,11 @@ class Gossip:
             if r.used[s] and ((now - r.born[s] + _HALF) & _MASK) - _HALF > self._age_max:
                 d.slot[r.dix[s]] = -1
                 r.free(s)
-                self.expired += 1
+                self.expired = (self.expired + 1) & _MASK
         # ids are kept twice as long as bodies: a frame older than that is
         # refused for its age anyway
         d.forget_older(now, 2 * self._age_max)
+        self._peers.expire(now, self._peer_timeout)
 
     def next_deadline(self):
         """Milliseconds until tick() has something to do (>= 0)."""

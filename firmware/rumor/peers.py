@@ -83,7 +83,7 @@ class Peers:
                 break
             j = (j + 1) & m
         self.heard[k] = now
-        if addr is not None and not len(self.addr[k]):
+        if addr is not None and not len(self.addr[k]) and len(addr) <= self.addr_max:
             self.addr[k][0:] = addr
         return k
 
@@ -126,7 +126,7 @@ class Peers:
         oldest = -1
         for k in range(self.n):
             if not fl[k] & STATIC:
-                age = ((now - self.heard[k] + _HALF) & MASK) - _HALF
+                age = ((now - self.heard[k] + _HALF) & MASK) - _HALF if fl[k] & HEARD else _HALF
                 if age > oldest:
                     oldest = age
                     best = k
@@ -189,6 +189,14 @@ class Peers:
 
     def active(self, k, now, timeout):
         return (self.flags[k] & HEARD) and ((now - self.heard[k] + _HALF) & MASK) - _HALF <= timeout
+
+    def expire(self, now, timeout):
+        """Forget 'heard' on rows silent for longer than timeout, before the
+        30-bit tick difference can wrap and make them look fresh again."""
+        fl = self.flags
+        for k in range(self.n):
+            if fl[k] & HEARD and ((now - self.heard[k] + _HALF) & MASK) - _HALF > timeout:
+                fl[k] &= ~HEARD
 
     def active_count(self, now, timeout):
         n = 0

@@ -279,3 +279,85 @@ def test_stop_silences_the_engine():
     assert g.receive(wire.encode_data(9, 1, b"m"), addr_of(9)) is False
     g.tick()
     assert got == [] and sent == []
+
+
+def test_a_late_copy_of_our_own_message_does_not_rewind_the_sequence():
+    cfg = Config.small(ring_slots=4, dedup_slots=8)
+    g, sent, got, ck = _engine(cfg)
+    ids = []
+    for k in range(40):
+        ids.append(g.publish(b"x%d" % k))
+        ck.advance(10)
+    origin, seq = ids[0] >> 16, ids[0] & 0xFFFF
+    # a neighbour relays our very first message back, long after its id left our dedup table
+    g.receive(wire.encode_data(origin, seq, b"x0", sender=7, hops=1, age_ms=400), addr_of(7), -80)
+    new = g.publish(b"fresh")
+    assert new not in ids and (new & 0xFFFF) == ((ids[-1] + 1) & 0xFFFF)
+
+
+def test_copies_beyond_255_are_still_counted_safely():
+    cfg = Config.small(relay_delay_ms=1000, suppress_count=0, suppress_rssi=-50)
+    g, sent, got, ck = _engine(cfg)
+    g.receive(wire.encode_data(9, 1, b"m"), addr_of(9), -97)
+    for n in range(300):
+        assert g.receive(wire.encode_data(9, 1, b"m", sender=10 + n, hops=1), addr_of(9), -97) is False
+    assert g.stats()["duplicates"] == 300
+
+
+def test_counters_wrap_at_30_bits():
+    g, sent, got, ck = _engine()
+    g.malformed = (1 << 30) - 1
+    g.receive(b"\x11", None)
+    assert g.stats()["malformed"] == 0
+
+
+def test_a_digest_summary_with_the_top_bits_set_is_read_as_30_bits():
+    g, sent, got, ck = _engine()
+    g.receive(wire.encode_digest(5, [], summary=0xFFFFFFFF, live=0), addr_of(5))
+    # 0x3FFFFFFF is what the sender meant: not equal to our empty summary, no crash
+    assert g.stats()["malformed"] == 0
+
+
+def test_the_trickle_interval_stays_below_the_tick_wrap():
+    raises(ValueError, Config, gossip_interval_ms=20000, digest_doublings=16)
+
+
+def test_a_message_with_no_room_is_remembered_so_it_is_not_asked_for_again():
+    cfg = Config.small(ring_slots=2, relay_delay_ms=0)
+    g, sent, got, ck = _engine(cfg)
+    for sq in (1, 2):
+        g.receive(wire.encode_data(0xC, sq, b"alarm", priority=1), addr_of(12), -80)
+    assert g.receive(wire.encode_data(0xA, 1, b"normal"), addr_of(10), -80) is False
+    del sent[:]
+    ck.advance(cfg.settle_ms + 1)
+    g.receive(wire.encode_digest(10, [(0xA, 1)], summary=1, live=1, span_ms=5000), addr_of(10))
+    assert "request" not in [wire.decode(f)["type"] for f, _to in sent]  # not asked for again
+
+
+def test_a_silent_peer_does_not_come_back_after_the_tick_wrap():
+    cfg = Config.small(broadcast=False, peer_timeout_ms=1000)
+    g, sent, got, ck = _engine(cfg)
+    g.receive(wire.encode_digest(5, []), addr_of(5))
+    assert g.stats()["active_peer_count"] == 1
+    for _ in range(8):  # a week, a day at a time, pruning on the way
+        ck.advance(86400000)
+        g.prune()
+    assert g.stats()["active_peer_count"] == 0
+
+
+def test_an_address_longer_than_addr_max_is_not_stored():
+    cfg = Config.small(addr_max=4)
+    g, sent, got, ck = _engine(cfg)
+    g.receive(wire.encode_digest(5, []), b"\x01\x02\x03\x04\x05\x06")
+    g.receive(wire.encode_digest(5, []), b"\x01\x02\x03\x04\x05\x06")
+    assert all(len(a) <= 4 for a in g._peers.addr)
+
+
+def test_rssi_0_means_unknown():
+    cfg = Config.small(relay_delay_ms=100, suppress_count=0, suppress_rssi=-90)
+    g, sent, got, ck = _engine(cfg)
+    g.receive(wire.encode_data(9, 1, b"m"), addr_of(9))
+    g.receive(wire.encode_data(9, 1, b"m", sender=10, hops=1), addr_of(10))  # no rssi: not "close"
+    ck.advance(101)
+    g.tick()
+    assert len(sent) == 1 and g.stats()["suppressed"] == 0
