@@ -7,6 +7,14 @@
 # a bucket is full the oldest entry without a ring body goes first.
 # The table has more entries than the ring has slots, so an id stays
 # recognised as seen well after its body was evicted.
+#
+# A table of fixed size must forget sooner or later, and an id forgotten
+# while copies of its message still travel would be delivered (and relayed)
+# again.  So each bucket keeps a watermark: the first-seen time of the last
+# id it evicted.  A message born before its bucket's watermark may be one we
+# forgot, and is refused (forgotten() says so); one born after it cannot be.
+# Ages travel with messages, so this is an age check that closes the window
+# a cycling table would open.
 from array import array
 
 try:
@@ -30,11 +38,13 @@ class Dedup:
         self.lo = array("i", [0] * slots)  # (origin & 0xff) << 16 | seq
         self.at = array("i", [0] * slots)  # tick when first seen
         self.slot = array("h", [-1] * slots)  # ring slot holding the body, or -1
+        self.wm = array("i", [0] * (slots >> 2))  # per bucket: first-seen tick of the last evicted id
+        self.wm_set = bytearray(slots >> 2)
         self.used = 0
 
     def memory_bytes(self):
         n = self.slots
-        return 3 * mem.buf(4 * n) + mem.buf(2 * n)
+        return 3 * mem.buf(4 * n) + mem.buf(2 * n) + mem.buf(n) + mem.buf(n >> 2)
 
     def find(self, hi, lo):
         """Index of (hi, lo), or -1.  Allocates nothing."""
@@ -85,11 +95,30 @@ class Dedup:
                     best_age = age
                     best_body = body
             self.used -= 1
+            # remember how recent the forgetting reaches
+            k = b >> 2
+            t = at[best]
+            if not self.wm_set[k] or ((t - self.wm[k] + _HALF) & MASK) - _HALF > 0:
+                self.wm[k] = t
+                self.wm_set[k] = 1
         self.used += 1
         h[best] = hi
         self.lo[best] = lo
         at[best] = now
         return best
+
+    def forgotten(self, hi, lo, born):
+        """True when an id absent from the table may be one it forgot: the
+        message was born no later than the last eviction in its bucket."""
+        k = (hi ^ (hi >> 7) ^ lo ^ (lo >> 11)) & self._bmask
+        return self.wm_set[k] and ((born - self.wm[k] + _HALF) & MASK) - _HALF <= 0
+
+    def expire_watermarks(self, now, horizon_ms):
+        """Drop watermarks older than horizon_ms: messages born before them
+        are refused for their age anyway (and the ticks must not wrap)."""
+        for k in range(len(self.wm)):
+            if self.wm_set[k] and ((now - self.wm[k] + _HALF) & MASK) - _HALF > horizon_ms:
+                self.wm_set[k] = 0
 
     def forget_older(self, now, horizon_ms):
         """Drop ids first seen more than horizon_ms ago that have no body."""
@@ -108,4 +137,6 @@ class Dedup:
         for i in range(self.slots):
             self.hi[i] = _EMPTY
             self.slot[i] = -1
+        for k in range(len(self.wm)):
+            self.wm_set[k] = 0
         self.used = 0

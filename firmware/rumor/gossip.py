@@ -164,6 +164,7 @@ class Gossip:
         self.expired = 0
         self.suppressed = 0  # pending relays cancelled by copies heard
         self.hop_limited = 0
+        self.forgotten = 0  # refused: possibly seen, and forgotten by a full dedup table
         self.digests_out = 0
         self.requests_out = 0
         self.answered = 0  # messages sent because a digest or request lacked them
@@ -225,7 +226,10 @@ class Gossip:
             return False
         f = r.frame[s]
         f[2] = r.hops[s]
-        a = age >> _AGE_SHIFT
+        # rounded up: an age must never come out younger than it is (the
+        # dedup watermark and the expiry both trust it), and rounding down
+        # at every hop would add up along a long path
+        a = (age + (1 << _AGE_SHIFT) - 1) >> _AGE_SHIFT
         if a > _AGE_WIRE_MAX:
             a = _AGE_WIRE_MAX
         f[14] = a >> 8
@@ -388,6 +392,11 @@ class Gossip:
         age = ((f[14] << 8) | f[15]) << _AGE_SHIFT
         if age > self._age_max:
             self.expired = (self.expired + 1) & _MASK
+            return False
+        if d.forgotten(khi, klo, (now - age) & _MASK):
+            # born before the dedup table last forgot an id of its bucket: it
+            # may be one we delivered already, so it is not delivered again
+            self.forgotten = (self.forgotten + 1) & _MASK
             return False
         prio = f[1] & _PRIO_MASK
         s = self._slot_for(prio)
@@ -666,7 +675,8 @@ class Gossip:
             lo = (f[o + 3] << 16) | (f[o + 4] << 8) | f[o + 5]
             i = d.find(hi, lo)
             if i < 0:
-                if want < room and (f[o + 6] << _DAGE_SHIFT) >= settle:
+                a = f[o + 6] << _DAGE_SHIFT
+                if want < room and a >= settle and not d.forgotten(hi, lo, (now - a) & _MASK):
                     w = _REQ_HDR + want * _ID
                     for b in range(_ID):
                         q[w + b] = f[o + b]
@@ -838,6 +848,7 @@ class Gossip:
         # ids are kept twice as long as bodies: a frame older than that is
         # refused for its age anyway
         d.forget_older(now, 2 * self._age_max)
+        d.expire_watermarks(now, self._age_max)
         self._peers.expire(now, self._peer_timeout)
 
     def next_deadline(self):
@@ -878,6 +889,7 @@ class Gossip:
             "expired": self.expired,
             "suppressed": self.suppressed,
             "hop_limited": self.hop_limited,
+            "forgotten": self.forgotten,
             "digests_out": self.digests_out,
             "requests_out": self.requests_out,
             "answered": self.answered,

@@ -361,3 +361,19 @@ def test_rssi_0_means_unknown():
     ck.advance(101)
     g.tick()
     assert len(sent) == 1 and g.stats()["suppressed"] == 0
+
+
+def test_a_message_the_full_dedup_table_forgot_is_not_delivered_twice():
+    cfg = Config.small(ring_slots=4, dedup_slots=8, relay_delay_ms=0)
+    g, sent, got, ck = _engine(cfg)
+    for seq in range(40):  # 40 ids through an 8-entry table: it forgets
+        ck.advance(5)
+        g.receive(wire.encode_data(9, seq, b"m%d" % seq), addr_of(9), -80)
+    assert len(got) == 40
+    # a late relay of the first one (born 200 ms ago, long forgotten) comes back
+    assert g.receive(wire.encode_data(9, 0, b"m0", sender=10, hops=3, age_ms=200),
+                     addr_of(10), -80) is False
+    assert len(got) == 40 and g.stats()["forgotten"] == 1
+    # while a message born after the last forgetting is new, whatever its seq
+    ck.advance(5)
+    assert g.receive(wire.encode_data(11, 0, b"fresh"), addr_of(11), -80) is True

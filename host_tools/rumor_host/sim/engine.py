@@ -492,7 +492,7 @@ class Engine:
         return out
 
 
-_CORE_TOTALS = ("delivered", "duplicates", "suppressed", "answered", "requests_out", "digests_out",
+_CORE_TOTALS = ("delivered", "duplicates", "suppressed", "answered", "requests_out", "digests_out", "forgotten",
                 "evicted", "expired", "hop_limited", "malformed")
 
 
