@@ -103,6 +103,8 @@ def load_board(name_or_path: str | os.PathLike[str]) -> Board:
     shown = _shown(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BoardError(f"{shown}: not UTF-8 text (a board file is JSON)") from None
     except OSError as e:
         raise BoardError(f"{shown}: cannot read: {e.strerror or e}") from None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -62,17 +63,33 @@ def demo_cmd(nodes: int, messages: int, topology: str, loss: float, interval_ms:
              settle_s: float, out: str, json_out: str | None, plot_out: str | None) -> None:
     """Swarm + inject + logs + report in one go: prints the delivery table."""
     p = Path(out)
+
+    def _term(*_: object) -> None:
+        # SIGTERM/SIGHUP unwind through the `with Swarm` blocks like Ctrl-C
+        # does: the boards and the medium run in sessions of their own and
+        # would outlive us otherwise
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, _term) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         p.unlink(missing_ok=True)
         rep = run_demo(nodes, messages, topology, loss, interval_ms, seed, p, settle_s, click.echo)
+    except KeyboardInterrupt:
+        raise click.Abort() from None
     except SwarmError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"{out}: {e.strerror}") from None
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     print_report(rep)
-    if json_out:
-        Path(json_out).write_text(json.dumps(public(rep), indent=1) + "\n")
-        click.echo(f"figures: {json_out}")
-    if plot_out:
-        plot(rep, plot_out)
-        click.echo(f"plot: {plot_out}")
+    try:
+        if json_out:
+            Path(json_out).write_text(json.dumps(public(rep), indent=1) + "\n")
+            click.echo(f"figures: {json_out}")
+        if plot_out:
+            plot(rep, plot_out)
+            click.echo(f"plot: {plot_out}")
+    except OSError as e:
+        raise click.ClickException(f"{e.filename or json_out or plot_out}: {e.strerror}") from None

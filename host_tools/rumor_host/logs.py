@@ -37,6 +37,12 @@ class Collector:
         self._readers: dict[str, LineReader | None] = {p: None for p in self.ports}
         self._wlock = threading.Lock()
         self._file = open(self.out_path, "a", encoding="utf-8") if self.out_path else None  # noqa: SIM115
+        if self._file and self._file.tell() > 0:
+            # a previous run may have been cut mid-line: start on a line of our own
+            with open(self.out_path, "rb") as f:  # type: ignore[arg-type]
+                f.seek(-1, 2)
+                if f.read(1) != b"\n":
+                    self._file.write("\n")
 
     def __enter__(self) -> Collector:
         self.start()
@@ -55,9 +61,10 @@ class Collector:
         self._stop.set()
         for t in self._threads:
             t.join(2)
-        if self._file:
-            self._file.close()
-            self._file = None
+        with self._wlock:
+            if self._file:
+                self._file.close()
+                self._file = None
 
     # -- records ------------------------------------------------------------------
     def _record(self, port: str, **kw: Any) -> Record:
@@ -71,7 +78,10 @@ class Collector:
             self.records.append(rec)
             self._cond.notify_all()
         if self.echo:
-            self.echo(rec)
+            try:
+                self.echo(rec)
+            except (OSError, ValueError):  # stdout went away (`| head`): keep collecting
+                self.echo = None
         return rec
 
     def wait_for(self, pred: Callable[[list[Record]], bool], timeout: float) -> bool:
@@ -128,11 +138,22 @@ class Collector:
                         else:
                             self._record(port, line=line)
             except PortError as e:
+                self._keep_tail(port, reader)
                 self._readers[port] = None
                 self._record(port, collector="disconnected", why=str(e))
+            else:
+                self._keep_tail(port, reader)
             finally:
                 self._readers[port] = None
                 ser.close()
+
+    def _keep_tail(self, port: str, reader: LineReader) -> None:
+        """Bytes read but not ended by a newline (a crash's last words, a
+        prompt) are kept too, marked as cut."""
+        tail = reader._buf.strip()
+        if tail:
+            reader._buf = b""
+            self._record(port, line=tail.decode("utf-8", "replace"), cut=True)
 
 
 def describe(rec: Record) -> str:

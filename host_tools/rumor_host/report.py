@@ -43,17 +43,20 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a text file (is this a `rumor logs` file?)") from None
     except OSError as e:
         raise ReportError(f"{path}: cannot read: {e.strerror}") from None
     out = []
-    for i, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except ValueError:
-            if i == len(text.splitlines()):
-                continue  # a last line cut short by a crash
+            if i == len(lines) or line.startswith('{"t":'):
+                continue  # a record cut short by a crash (the last line, or before a new run)
             raise ReportError(f"{path}:{i}: not a JSON line (is this a `rumor logs` file?)") from None
         if isinstance(rec, dict):
             out.append(rec)
@@ -64,24 +67,36 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
     nodes: set[str] = set()
     msgs: dict[str, Msg] = {}
     disconnects = 0
+    bad = 0
+    ports: set[str] = set()  # every port the collector connected to
+    named: set[str] = set()  # ports that printed an event naming their node
     for r in records:
+        if r.get("collector") in ("connected", "reconnected"):
+            ports.add(str(r.get("port")))
         if r.get("collector") == "disconnected":
             disconnects += 1
         ev = r.get("ev")
         if not isinstance(ev, dict):
             continue
-        node = str(ev.get("node", "?"))
-        if node != "00000000":
-            nodes.add(node)
-        kind = ev.get("ev")
-        t = float(r.get("t", 0.0))
-        if kind == "publish":
-            m = msgs.setdefault(ev["id"], Msg(ev["id"], ev.get("origin", node)))
-            m.t0 = t
-        elif kind == "deliver":
-            m = msgs.setdefault(ev["id"], Msg(ev["id"], ev.get("origin", "?")))
-            if node not in m.got:
-                m.got[node] = (t, int(ev.get("hops", 0)))
+        try:
+            node = str(ev.get("node", "?"))
+            if node not in ("00000000", "?"):
+                nodes.add(node)
+                named.add(str(r.get("port")))
+            kind = ev.get("ev")
+            t = float(r.get("t", 0.0))
+            if kind == "publish":
+                m = msgs.setdefault(ev["id"], Msg(ev["id"], ev.get("origin", node)))
+                if m.t0 is None or t < m.t0:  # the first publish line, should one repeat
+                    m.t0 = t
+            elif kind == "deliver":
+                m = msgs.setdefault(ev["id"], Msg(ev["id"], ev.get("origin", "?")))
+                if node not in m.got:
+                    m.got[node] = (t, int(ev.get("hops", 0)))
+        except (KeyError, TypeError, ValueError):
+            bad += 1  # an event missing its id, with a bad time or hop count: skipped
+    # a board that never printed an event is a node that got nothing, not no node
+    nodes |= {f"port:{p}" for p in ports - named}
     n = len(nodes)
     per: list[dict[str, Any]] = []
     lat_all: list[float] = []
@@ -116,6 +131,7 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
         "hops_mean": round(sum(hops_all) / len(hops_all), 2) if hops_all else None,
         "hops_max": max(hops_all) if hops_all else None,
         "disconnects": disconnects,
+        "bad_records": bad,
         "per_message": per,
         "_latencies": lat_all,
         "_hops": hops_all,
@@ -195,8 +211,11 @@ def report_cmd(run: str, plot_out: str | None, json_out: str | None) -> None:
     if not rep["messages"]:
         raise click.ClickException(f"{run}: no publish or deliver events in it")
     print_report(rep)
-    if json_out:
-        Path(json_out).write_text(json.dumps(public(rep), indent=1) + "\n")
-    if plot_out:
-        plot(rep, plot_out)
-        click.echo(f"plot: {plot_out}")
+    try:
+        if json_out:
+            Path(json_out).write_text(json.dumps(public(rep), indent=1) + "\n")
+        if plot_out:
+            plot(rep, plot_out)
+            click.echo(f"plot: {plot_out}")
+    except OSError as e:
+        raise click.ClickException(f"{e.filename or json_out or plot_out}: {e.strerror}") from None

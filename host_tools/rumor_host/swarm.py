@@ -291,7 +291,10 @@ class Swarm:
 
         if self.topology not in TOPOLOGIES:
             raise SwarmError(f"unknown topology '{self.topology}' (use {'/'.join(TOPOLOGIES)})")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SwarmError(f"{self.dir}: {e.strerror}") from None
         ids = list(range(1, self.n + 1))
         mlog = open(self.dir / "medium.log", "w")  # noqa: SIM115 - the child keeps its own copy
         self.medium = subprocess.Popen(
@@ -360,6 +363,7 @@ def run_forever(swarm: Swarm, echo: Callable[[str], None]) -> None:
         stop.set()
 
     old = signal.signal(signal.SIGTERM, _sig)
+    old_hup = signal.signal(signal.SIGHUP, _sig)  # the terminal closed, the ssh session dropped
     old_int = signal.signal(signal.SIGINT, _sig)  # also when started with SIGINT ignored (a shell's &)
     try:
         swarm.start()
@@ -372,6 +376,7 @@ def run_forever(swarm: Swarm, echo: Callable[[str], None]) -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGHUP, old_hup)
         signal.signal(signal.SIGINT, old_int)
         swarm.stop()
         echo("swarm stopped.")
