@@ -3,14 +3,13 @@ a USB board's or a virtual board's pty, through pyserial."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
 
 import serial
 
-PREFIX = "@rumor "
+from rumor.console import parse_event as _parse_event
 
 
 class PortError(Exception):
@@ -48,15 +47,10 @@ def _why(port: str, e: BaseException) -> str:
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
-    """The event dict of a console line, or None."""
-    i = line.find(PREFIX)
-    if i < 0:
-        return None
-    try:
-        d = json.loads(line[i + len(PREFIX):])
-    except ValueError:
-        return None
-    return d if isinstance(d, dict) and "ev" in d else None
+    """The event dict of a console line, or None (the firmware's own parser,
+    so node and host can't disagree on the format)."""
+    ev: dict[str, Any] | None = _parse_event(line)
+    return ev
 
 
 class LineReader:
