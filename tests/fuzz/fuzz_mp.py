@@ -1,0 +1,85 @@
+# `make fuzz`, MicroPython half: random and mutated frames through
+# Gossip.receive under the unix port, each one with micropython.heap_lock()
+# held (every receive path must run without allocating), then tick() held
+# too, and the state invariants checked after every frame.
+#     micropython tests/fuzz/fuzz_mp.py 100000
+import random
+import sys
+
+import micropython
+from invariants import check
+
+from rumor import Config, Gossip, wire
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
+BATCH = 500  # frames are built outside the lock, a batch at a time
+
+
+class Clock:
+    def __init__(self):
+        self.t = (1 << 30) - 5000
+
+    def read(self):
+        return self.t
+
+
+def main():
+    random.seed(1)
+    rnd = random.getrandbits
+    ck = Clock()
+    cfgs = [
+        Config.small(ring_slots=6, dedup_slots=16, max_peers=4, relay_delay_ms=20, settle_ms=50),
+        Config.small(broadcast=False, ring_slots=6, dedup_slots=16, max_peers=4, gossip_interval_ms=50),
+        Config.small(mode="hybrid", ring_slots=4, dedup_slots=8, max_peers=3),
+    ]
+    engines = []
+    for i, cfg in enumerate(cfgs):
+        g = Gossip(cfg, 0x0A0B0C00 + i, ck.read, rnd)
+        g.on_forward(lambda frame, to: None)
+        g.on_message(lambda msg: None)
+        g.start()
+        engines.append(g)
+    peers = [bytes((2, 0, 0, 0, 0, i)) for i in range(8)]
+    done = 0
+    allocs = 0
+    while done < N:
+        batch = []
+        for _ in range(BATCH):
+            k = rnd(2)
+            if k == 0:
+                f = wire.encode_data(rnd(3), rnd(5), bytes(rnd(5)), sender=rnd(4), hops=rnd(2),
+                                     hop_limit=8, age_ms=rnd(10), priority=rnd(2))
+            elif k == 1:
+                ids = [(rnd(3), rnd(5)) for _ in range(rnd(3))]
+                f = wire.encode_digest(rnd(4), ids, summary=rnd(20), live=rnd(4), span_ms=rnd(12),
+                                       ages_ms=[rnd(12) for _ in ids])
+            elif k == 2:
+                f = wire.encode_request(rnd(4), [(rnd(3), rnd(5)) for _ in range(1 + rnd(2))])
+            else:
+                f = bytes(rnd(8) for _ in range(rnd(8)))
+            f = bytearray(f)
+            for _ in range(rnd(2)):  # mutate a byte or cut the frame
+                if len(f) and rnd(1):
+                    f[rnd(8) % len(f)] = rnd(8)
+                elif len(f):
+                    f = f[: rnd(8) % len(f)]
+            batch.append((engines[rnd(8) % len(engines)], bytes(f), peers[rnd(3)], -40 - rnd(6)))
+        for g, f, p, rssi in batch:
+            ck.t += rnd(6)
+            micropython.heap_lock()
+            try:
+                g.receive(f, p, rssi)
+                g.tick()
+            except MemoryError:
+                allocs += 1
+            micropython.heap_unlock()
+            check(g)
+            done += 1
+    print("fuzz_mp: %d frames, %d allocations under the heap lock" % (done, allocs))
+    for i, g in enumerate(engines):
+        print("  engine %d:" % i, sorted(g.stats().items()))
+    if allocs:
+        raise SystemExit(1)
+
+
+main()
