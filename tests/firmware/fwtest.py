@@ -81,3 +81,19 @@ def pump_radios(clock, radios, engines, before=None, steps=60, ms=20):
         await asyncio.sleep(0)
 
     asyncio.run(main())
+
+
+def engine_on(radio, cfg, node_id, clock, rand, inbox):
+    """A started Gossip sending through radio, its deliveries appended to
+    inbox as (origin, payload)."""
+    from rumor import Gossip
+
+    g = Gossip(cfg, node_id=node_id, clock=clock.read, rand=rand)
+
+    def deliver(msg):
+        inbox.append((msg.origin, msg.payload()))
+
+    g.on_message(deliver)
+    g.on_forward(radio.send)
+    g.start()
+    return g

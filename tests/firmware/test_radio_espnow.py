@@ -7,7 +7,7 @@ import asyncio
 import fake_espnow
 import fwtest
 
-from rumor import Config, Gossip
+from rumor import Config
 
 MACS = [bytes([0x24, 0x0A, 0xC4, 0, 0, i + 1]) for i in range(3)]
 
@@ -25,16 +25,9 @@ def _setup(n, links, mode="flood", broadcast=True):
     for i in range(n):
         fake_espnow.board(MACS[i])
         r = EspNowRadio({"kind": "espnow", "channel": 6})
-        g = Gossip(Config.small(mode=mode, broadcast=broadcast), node_id=0x100 + i,
-                   clock=clock.read, rand=rand)
         box = []
-
-        def deliver(msg, box=box):
-            box.append((msg.origin, msg.payload()))
-
-        g.on_message(deliver)
-        g.on_forward(r.send)
-        g.start()
+        g = fwtest.engine_on(r, Config.small(mode=mode, broadcast=broadcast), 0x100 + i, clock,
+                             rand, box)
         radios.append(r)
         engines.append(g)
         inboxes.append(box)

@@ -7,7 +7,7 @@ import asyncio
 import fake_lora
 import fwtest
 
-from rumor import Config, Gossip
+from rumor import Config
 
 # boards/heltec-v2.json and boards/heltec-v3.json, as the firmware gets them.
 HELTEC_V2_RADIO = {"kind": "lora", "modem": "sx1276", "freq_khz": 868100, "sf": 9, "bw": "125",
@@ -33,16 +33,9 @@ def _setup(boards, links, clock):
     radios, engines, inboxes = [], [], []
     for i, (cfg, pins) in enumerate(boards):
         r = LoRaRadio(cfg, pins, clock=clock.read)
-        g = Gossip(Config.small(mode="flood", mtu=255, max_payload=200), node_id=0x200 + i,
-                   clock=clock.read, rand=rand)
         box = []
-
-        def deliver(msg, box=box):
-            box.append((msg.origin, msg.payload()))
-
-        g.on_message(deliver)
-        g.on_forward(r.send)
-        g.start()
+        g = fwtest.engine_on(r, Config.small(mode="flood", mtu=255, max_payload=200), 0x200 + i,
+                             clock, rand, box)
         radios.append(r)
         engines.append(g)
         inboxes.append(box)
