@@ -24,7 +24,7 @@ from array import array
 from . import mem
 from .config import Config
 from .dedup import Dedup
-from .peers import Peers
+from .peers import HEARD, STATIC, Peers
 from .ring import LIMITED, PUSH, RELAY, Ring
 
 _MASK = const(0x3FFFFFFF)
@@ -254,7 +254,7 @@ class Gossip:
         cand = self._cand
         m = 0
         for k in range(p.n):
-            if k != exclude and fl[k] and len(p.addr[k]) and (fl[k] & 2 or p.active(k, now, self._peer_timeout)):
+            if k != exclude and fl[k] and len(p.addr[k]) and (fl[k] & STATIC or p.active(k, now, self._peer_timeout)):
                 cand[m] = k
                 m += 1
         if m == 0:
@@ -920,7 +920,7 @@ class Gossip:
         for k in range(p.n):
             if p.flags[k]:
                 heard = None
-                if p.flags[k] & 4:
+                if p.flags[k] & HEARD:
                     heard = ((now - p.heard[k] + _HALF) & _MASK) - _HALF
-                out.append((bytes(p.addr[k]) or None, p.node_id(k), heard, bool(p.flags[k] & 2)))
+                out.append((bytes(p.addr[k]) or None, p.node_id(k), heard, bool(p.flags[k] & STATIC)))
         return out

@@ -146,6 +146,3 @@ class Ring:
         self.state[s] = 0
         self.dix[s] = -1
         self.frame[s][0:] = b""
-
-    def age(self, s, now):
-        return ((now - self.born[s] + _HALF) & MASK) - _HALF

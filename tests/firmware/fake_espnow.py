@@ -13,7 +13,8 @@
 # ESPNow() is a singleton per board (not per interpreter); delivery is
 # immediate; there is no radio range beyond the link table.
 import asyncio
-import sys
+
+import fwtest
 
 ADDR_LEN = 6
 KEY_LEN = 16
@@ -62,15 +63,11 @@ def board(mac):
 
 def install():
     reset()
-    me = sys.modules[__name__]
-    for n in _NAMES:
-        sys.modules[n] = me
+    fwtest.install_fake(__name__, _NAMES)
 
 
 def uninstall():
-    for n in _NAMES:
-        if sys.modules.get(n) is sys.modules[__name__]:
-            del sys.modules[n]
+    fwtest.uninstall_fake(__name__, _NAMES)
 
 
 def _oserror(name):

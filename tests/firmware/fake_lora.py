@@ -12,7 +12,8 @@
 # Transmissions are delivered at once to every other modem on the same
 # frequency, SF and bandwidth, with the rssi of the link (ether.link()).
 import asyncio
-import sys
+
+import fwtest
 
 _NAMES = ("lora", "machine")
 
@@ -40,15 +41,11 @@ def reset():
 
 def install():
     reset()
-    me = sys.modules[__name__]
-    for n in _NAMES:
-        sys.modules[n] = me
+    fwtest.install_fake(__name__, _NAMES)
 
 
 def uninstall():
-    for n in _NAMES:
-        if sys.modules.get(n) is sys.modules[__name__]:
-            del sys.modules[n]
+    fwtest.uninstall_fake(__name__, _NAMES)
 
 
 # -- machine -----------------------------------------------------------------------

@@ -97,3 +97,17 @@ def engine_on(radio, cfg, node_id, clock, rand, inbox):
     g.on_forward(radio.send)
     g.start()
     return g
+
+
+def install_fake(name, names):
+    """Put module `name` (a fake) in sys.modules under each of `names`, so
+    the adapter's own `import espnow` / `from lora import ...` gets it."""
+    me = sys.modules[name]
+    for n in names:
+        sys.modules[n] = me
+
+
+def uninstall_fake(name, names):
+    for n in names:
+        if sys.modules.get(n) is sys.modules[name]:
+            del sys.modules[n]
