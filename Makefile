@@ -9,7 +9,7 @@ STAMP := $(VENV)/.rumor-installed
 FW_SRC := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*')
 MPY_ARCH ?= xtensawin
 
-.PHONY: setup test test-all firmware typecheck lint bench bench-core bench-sim demo fuzz clean
+.PHONY: setup test test-all firmware typecheck lint bench bench-core bench-sim demo fuzz clean resilience fairness
 
 setup: $(STAMP)
 
@@ -54,6 +54,16 @@ bench-sim: setup
 	$(PY) -m rumor_host.sim.bench --out bench
 
 bench: bench-core bench-sim
+
+# The simulator under faults and attacks (about 15 s): 200 nodes x 10 seeds,
+# loss, reboots, a partition, a replayer and a forger; bench/resilience.json.
+resilience: setup
+	$(PY) -m rumor_host.sim.resilience --out bench/resilience.json
+
+# One node floods 1000 msg/s while ten publish normally, fairness on vs off
+# (about a minute, 5 seeds): bench/fairness.json.
+fairness: setup
+	$(PY) -m rumor_host.sim.fairness --out bench/fairness.json
 
 # 1 000 000 fuzzed frames through Gossip.receive under CPython (atheris,
 # state invariants after every frame), then 100 000 under the MicroPython unix

@@ -5,6 +5,7 @@
 import gc
 import json
 import random
+import struct
 import sys
 
 try:
@@ -18,7 +19,7 @@ except ImportError:  # CPython
     def ticks_diff(a, b):
         return a - b
 
-from rumor import Config, Gossip, wire
+from rumor import Config, Gossip
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -31,9 +32,12 @@ class Clock:
         return self.t
 
 
-def engine(cfg):
+KEY = b"bench-network-key-0123456789abcd"
+
+
+def engine(cfg, key=None):
     ck = Clock()
-    g = Gossip(cfg, 0x0A0B0C0D, ck.read, random.getrandbits)
+    g = Gossip(cfg, 0x0A0B0C0D, ck.read, random.getrandbits, key=key)
     n = [0]
 
     def fwd(frame, to):
@@ -70,8 +74,12 @@ def rate(n, fn, locked=False):
 
 
 def speed():
+    from rumor import wire
+
     out = {}
-    cfg = Config.medium()
+    # one sender sends every frame here: no per-sender rate limit, or the
+    # bench would measure the limiter dropping them
+    cfg = Config.medium(rate_limit=0, origin_rate=0)
     g, ck = engine(cfg)
     frm = b"\x02\x00\x00\x00\x00\x01"
     frames = [wire.encode_data(0x01020304, s, bytes(32), sender=0x01020304) for s in range(16)]
@@ -108,19 +116,74 @@ def speed():
         g, ck = engine(cfg)
         out["new_frames_per_s_heap_locked"] = rate(n, new, True)
     out["new_frames_evicted"] = g.stats()["evicted"]
+    # With a network key: every frame's HMAC-SHA256 tag is checked first
+    g, ck = engine(cfg, KEY)
+    sealed = [wire.encode_data(0x01020304, s, bytes(32), sender=0x01020304, key=KEY, stamp=0)
+              for s in range(16)]
+    for f in sealed:
+        g.receive(f, frm)
+    kreps = 2000
+
+    def kdups():
+        for _ in range(kreps):
+            for f in sealed:
+                g.receive(f, frm)
+
+    out["authenticated_duplicate_frames_per_s"] = rate(kreps * 16, kdups)
+    kn = 3000
+    fresh_k = [None] * kn  # (sized first: a growing list fragments the heap)
+    for s in range(kn):
+        # stamped with the network time it will arrive at (one a millisecond)
+        fresh_k[s] = wire.encode_data(0x01020304, s, bytes(32), sender=0x01020304, key=KEY,
+                                      stamp=(s + 1) >> 6)
+    g, ck = engine(cfg, KEY)
+
+    def knew():
+        c = ck
+        for f in fresh_k:
+            c.t += 1
+            g.receive(f, frm)
+
+    out["authenticated_new_frames_per_s"] = rate(kn, knew)
+    out["authenticated_new_frames_delivered"] = g.stats()["delivered"]
     out["memory_bytes"] = {}
     for name in ("small", "medium", "large"):
         e, _ = engine(getattr(Config, name)())
         out["memory_bytes"][name] = e.memory_bytes()
+        e, _ = engine(getattr(Config, name)(), KEY)
+        out["memory_bytes"][name + "_with_key"] = e.memory_bytes()
     return out
 
 
-def soak(n):
-    cfg = Config.medium(prune_interval_ms=2000, max_message_age_ms=10000)
-    g, ck = engine(cfg)
-    frame = bytearray(wire.encode_data(0x01020304, 0, bytes(64), sender=0x01020304))
-    digest = bytearray(wire.encode_digest(0x0708, [(0x01020304, s) for s in range(20)], summary=9))
-    peers = [bytes((2, 0, 0, 0, 0, i)) for i in range(32)]
+def _frames(keyed):
+    """The soak's DATA (64-byte payload) and DIGEST (20 ids) frames, built by
+    hand: a board has no wire.py loaded, and its code would take the heap the
+    soak is about.  Keyed: flagged, with room for the stamp and tag."""
+    trl = 12 if keyed else 0
+    a = 0x80 if keyed else 0
+    frame = bytearray(16 + 64 + trl)
+    struct.pack_into(">BBBBIIHH", frame, 0, 0x11, a, 0, 32, 0x01020304, 0x01020304, 0, 0)
+    digest = bytearray(16 + 7 * 20 + trl)
+    struct.pack_into(">BBBBIIHH", digest, 0, 0x12, a, 20, 0, 0x0708, 9, 20, 0)
+    for s in range(20):
+        struct.pack_into(">IHB", digest, 16 + 7 * s, 0x01020304, s, 255)
+    return frame, digest
+
+
+def soak(n, keyed=False):
+    """n frames through one engine in a board-sized heap: nothing may grow.
+    keyed: with a network key (hashing allocates, and the garbage must go)."""
+    # one origin sends 500 new messages/s here, through 16 neighbours: no
+    # per-origin limit, or the soak would mostly measure its refusals
+    cfg = Config.medium(prune_interval_ms=2000, max_message_age_ms=10000, origin_rate=0,
+                        sync_wait_ms=0)
+    g, ck = engine(cfg, KEY if keyed else None)
+    g.tick()
+    frame, digest = _frames(keyed)
+    auth = g._auth
+    if auth is not None:
+        auth.sign(digest, False)  # (stamp 0: the first frame heard sets the clock)
+    peers = [bytes((2, 0, 0, 0, 0, i)) for i in range(16)]
     gc.collect()
     start = gc.mem_alloc()
     free0 = gc.mem_free()
@@ -129,11 +192,24 @@ def soak(n):
         j = i >> 1  # every message arrives twice: a new frame, then a duplicate
         frame[12] = (j >> 8) & 0xFF
         frame[13] = j & 0xFF
-        frame[7] = i & 31
-        g.receive(frame, peers[i & 31])
+        frame[7] = i & 15
+        if auth is not None and not i & 1:  # a new message: stamp and sign it
+            st = ck.t >> 6
+            frame[-12] = 0
+            frame[-11] = (st >> 16) & 0xFF
+            frame[-10] = (st >> 8) & 0xFF
+            frame[-9] = st & 0xFF
+            auth.sign(frame, True)
+        g.receive(frame, peers[i & 15])
         if i % 64 == 0:
-            digest[7] = i & 31
-            g.receive(digest, peers[i & 31])
+            digest[7] = i & 15
+            if auth is not None:
+                st = ck.t >> 6
+                digest[-11] = (st >> 16) & 0xFF
+                digest[-10] = (st >> 8) & 0xFF
+                digest[-9] = st & 0xFF
+                auth.sign(digest, False)
+            g.receive(digest, peers[i & 15])
             f = gc.mem_free()
             if f < low:
                 low = f
@@ -148,6 +224,8 @@ def soak(n):
         "heap_alloc_end": gc.mem_alloc(),
         "heap_free_low": low,
         "delivered": s["delivered"],
+        "bad_tag": s["bad_tag"],
+        "stale": s["stale"],
         "duplicates": s["duplicates"],
         "evicted": s["evicted"],
         "expired": s["expired"],
@@ -161,7 +239,7 @@ def main():
     if what == "speed":
         r = speed()
     else:
-        r = soak(int(sys.argv[2]) if len(sys.argv) > 2 else 100000)
+        r = soak(int(sys.argv[2]) if len(sys.argv) > 2 else 100000, what == "soak-key")
     r["interpreter"] = sys.implementation.name
     print(json.dumps(r))
 

@@ -57,6 +57,26 @@ _FIELDS = (
     ("adaptive_fanout", False, None, None),
     ("peer_timeout_ms", 30000, 100, 86400000),
     ("addr_max", 8, 1, 64),
+    # Authenticated frames (used only when the engine is given a network
+    # key): bytes of HMAC-SHA256 kept as the tag, and how old (network time)
+    # a DIGEST or REQUEST may be; an older one is a replay.
+    ("tag_len", 8, 4, 32),
+    ("auth_window_ms", 10000, 100, 3600000),
+    # A keyed node holds what it publishes until it has heard the mesh's
+    # network time (it asks with its digests), at most this long after start().
+    ("sync_wait_ms", 3000, 0, 600000),
+    # Fairness.  When the ring is full, a message from an origin that holds
+    # origin_quota slots or more replaces that origin's own oldest message,
+    # never another origin's (0: a quarter of ring_slots).
+    ("origin_quota", 0, 0, 4096),
+    # New messages (and digests, requests) accepted per second from one
+    # sender, with bursts of rate_burst; the rest are dropped unseen, so
+    # anti-entropy can still fetch them later (0: no limit).
+    ("rate_limit", 50, 0, 10000),
+    ("rate_burst", 64, 1, 1000),
+    # New messages accepted per second from one origin, whichever neighbours
+    # relay them, also with bursts of rate_burst (0: no limit).
+    ("origin_rate", 20, 0, 10000),
 )
 
 
@@ -89,6 +109,13 @@ class Config:
     adaptive_fanout: bool
     peer_timeout_ms: int
     addr_max: int
+    tag_len: int
+    auth_window_ms: int
+    sync_wait_ms: int
+    origin_quota: int
+    rate_limit: int
+    rate_burst: int
+    origin_rate: int
 
     def __init__(self, **kw):
         for name, default, _lo, _hi in _FIELDS:
@@ -131,6 +158,12 @@ class Config:
             raise ValueError("Config.rssi_floor must be below rssi_ceil")
         if self.gossip_interval_ms << self.digest_doublings >= 0x20000000:
             raise ValueError("Config.gossip_interval_ms << digest_doublings must stay below 2**29 ms (ticks wrap)")
+        if self.origin_quota > self.ring_slots:
+            raise ValueError("Config.origin_quota=%d must be <= ring_slots=%d"
+                             % (self.origin_quota, self.ring_slots))
+        if self.mtu - DATA_HDR - 4 - self.tag_len < 1:
+            raise ValueError("Config.mtu=%d leaves no room for a payload after a %d-byte tag"
+                             % (self.mtu, self.tag_len))
         if self.max_message_age_ms < self.gossip_interval_ms:
             raise ValueError("Config.max_message_age_ms must be >= gossip_interval_ms")
 

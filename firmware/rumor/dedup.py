@@ -29,6 +29,16 @@ _HALF = const(0x20000000)
 _EMPTY = const(-1)
 
 
+def _bucket(hi, lo, bmask):
+    """The bucket of id (hi, lo).  Every byte of the origin is spread over
+    the low bits by its own odd multiplier (products stay small ints), so
+    ids of nodes whose ids differ in one byte only (MAC-derived ids, a
+    numbered fleet) and consecutive seqs all land in different buckets."""
+    x = ((lo & 0xFFFF) ^ ((lo >> 16) * 0x9D) ^ ((hi & 0xFF) * 0x3B1)
+         ^ (((hi >> 8) & 0xFF) * 0x2C5) ^ ((hi >> 16) * 0x1F7))
+    return (x ^ (x >> 9)) & bmask
+
+
 class Dedup:
     def __init__(self, slots):
         # slots: a power of two >= 4 (Config checks it)
@@ -48,7 +58,10 @@ class Dedup:
 
     def find(self, hi, lo):
         """Index of (hi, lo), or -1.  Allocates nothing."""
-        b = ((hi ^ (hi >> 7) ^ lo ^ (lo >> 11)) & self._bmask) << 2
+        # (_bucket() inlined: this runs for every frame heard)
+        x = ((lo & 0xFFFF) ^ ((lo >> 16) * 0x9D) ^ ((hi & 0xFF) * 0x3B1)
+             ^ (((hi >> 8) & 0xFF) * 0x2C5) ^ ((hi >> 16) * 0x1F7))
+        b = ((x ^ (x >> 9)) & self._bmask) << 2
         h = self.hi
         el = self.lo
         if h[b] == hi and el[b] == lo:
@@ -70,7 +83,7 @@ class Dedup:
         The entry it replaces may still own a ring body (slot[i] >= 0): the
         caller must free that body first, which it learns from slot[i].
         """
-        b = ((hi ^ (hi >> 7) ^ lo ^ (lo >> 11)) & self._bmask) << 2
+        b = _bucket(hi, lo, self._bmask) << 2
         h = self.hi
         at = self.at
         sl = self.slot
@@ -110,7 +123,7 @@ class Dedup:
     def forgotten(self, hi, lo, born):
         """True when an id absent from the table may be one it forgot: the
         message was born no later than the last eviction in its bucket."""
-        k = (hi ^ (hi >> 7) ^ lo ^ (lo >> 11)) & self._bmask
+        k = _bucket(hi, lo, self._bmask)
         return self.wm_set[k] and ((born - self.wm[k] + _HALF) & MASK) - _HALF <= 0
 
     def expire_watermarks(self, now, horizon_ms):

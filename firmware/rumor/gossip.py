@@ -24,8 +24,9 @@ from array import array
 from . import mem
 from .config import Config
 from .dedup import Dedup
+from .origins import Origins
 from .peers import HEARD, STATIC, Peers
-from .ring import LIMITED, PUSH, RELAY, Ring
+from .ring import HELD, LIMITED, OWN, PUSH, QUAR, RELAY, Ring
 
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
@@ -43,6 +44,11 @@ _AGE_SHIFT = const(2)  # age on the wire in 4 ms units
 _AGE_WIRE_MAX = const(0xFFFF)
 _PRIO_MASK = const(0x03)
 _F_TRUNCATED = const(0x01)  # DIGEST flags: more live ids than listed
+_F_AUTH = const(0x80)  # all types: a stamp and a tag end the frame
+_F_SYNC = const(0x02)  # DIGEST flags: "tell me the time"; its stamp field is a nonce
+_F_ECHO = const(0x04)  # DIGEST flags: the answer: a 4-byte echo of the nonce precedes the stamp
+_NET_SHIFT = const(6)  # network time runs in 64 ms units
+_STAMP = const(4)  # bytes of stamp in front of the tag (auth.STAMP)
 
 # Trickle redundancy constant: a digest is skipped in an interval where this
 # many consistent digests were heard (RFC 6206 calls it k)
@@ -62,7 +68,8 @@ class Message:
     it during the callback, copy what you keep (payload() makes a copy)."""
 
     def __init__(self):
-        self.frame = bytearray(0)  # the whole frame, header included
+        self.frame = bytearray(0)  # the whole frame, header (and tag) included
+        self.end = _HDR  # where the payload ends in frame (a tag may follow)
         self.hops = 0  # transmissions it took to get here (1: from the origin)
         self.priority = 0
         self.age_ms = 0
@@ -80,14 +87,14 @@ class Message:
         return (((self.origin_hi << 16) | self.origin_lo) << 16) | self.seq
 
     def payload(self):
-        return bytes(self.frame[_HDR:])
+        return bytes(self.frame[_HDR:self.end])
 
     def __len__(self):
-        return len(self.frame) - _HDR
+        return self.end - _HDR
 
 
 class Gossip:
-    def __init__(self, config, node_id, clock, rand):
+    def __init__(self, config, node_id, clock, rand, key=None):
         if not isinstance(config, Config):
             raise ValueError("config must be a rumor.Config")
         if not isinstance(node_id, int) or node_id < 0 or node_id > 0xFFFFFFFF:
@@ -105,7 +112,37 @@ class Gossip:
         self._mode = ("flood", "hybrid", "gossip").index(c.mode)
         self._bcast = c.broadcast
         self._mtu = c.mtu
-        self._max_payload = c.max_payload
+        # With a network key every frame ends in a stamp and a tag (auth.py,
+        # imported only then: an open mesh's board keeps the RAM its code takes)
+        self._auth = None
+        if key is not None:
+            from .auth import Auth
+
+            self._auth = Auth(key, c.tag_len, c.mtu)
+        self._trl = 0 if key is None else _STAMP + c.tag_len
+        self._cfg_trl = _STAMP + c.tag_len  # what a keyless node strips from tagged frames
+        mp = c.mtu - _HDR - self._trl
+        self._max_payload = c.max_payload if c.max_payload < mp else mp
+        # Network time (64 ms units, 30 bits): the largest stamp heard,
+        # advanced by our own clock.  Stamps are what make a replay of an old
+        # frame recognisable after its id has left the dedup table.
+        self._net = 0
+        self._net_at = 0
+        self._synced = False  # a valid stamp heard since boot (or sync_wait_ms passed)
+        self._floor = False  # the clock runs from a restored time (set_net_time)
+        self._sync_by = 0  # tick at which an unsynced node stops waiting for one
+        self._sync_wait = c.sync_wait_ms
+        self._owe = False  # a digest is owed to a node asking for the time
+        self._echo = -1  # the nonce that digest echoes (-1: none)
+        self._hello = False  # our first digest goes out even if empty: "I am new here"
+        self._nonce = 0  # ours, while we ask
+        self._stamp_age = 0  # ms: the age the stamp of the frame at hand says
+        self._age_max_u = c.max_message_age_ms >> _NET_SHIFT
+        self._window_u = c.auth_window_ms >> _NET_SHIFT
+        self._quota = c.origin_quota or max(1, c.ring_slots // 4)
+        self._rate = c.rate_limit
+        self._burst = c.rate_burst
+        self._orate = c.origin_rate
         self._age_max = c.max_message_age_ms
         self._hop_limit = c.hop_limit
         self._delay = c.relay_delay_ms
@@ -126,6 +163,7 @@ class Gossip:
         self._ring = Ring(c.ring_slots, c.mtu)
         self._dedup = Dedup(c.dedup_slots)
         self._peers = Peers(c.max_peers, c.addr_max)
+        self._origins = Origins(c.max_peers)
         self._tx = bytearray(c.mtu)  # digest / request scratch, exact length when sent
         self._blank = bytes(c.mtu)  # restores _tx to full length without allocating
         # to_peers lists, one per length, reused: no list is built per send
@@ -137,6 +175,7 @@ class Gossip:
         self._on_fwd = _no_radio
         self._running = False
         self._seq = 0
+        self._seq0 = 0
         self._sum_n = 0  # live count found by the last _summary()
 
         # timers (ticks)
@@ -168,6 +207,10 @@ class Gossip:
         self.digests_out = 0
         self.requests_out = 0
         self.answered = 0  # messages sent because a digest or request lacked them
+        self.bad_tag = 0  # dropped: tag missing or wrong (with a key)
+        self.stale = 0  # dropped: authenticated, but its stamp is too old (a replay)
+        self.rate_limited = 0  # dropped: its sender was over rate_limit
+        self.quota_evicted = 0  # own oldest replaced: its origin was at origin_quota
 
     # -- wiring ------------------------------------------------------------------
     def on_message(self, cb):
@@ -194,9 +237,14 @@ class Gossip:
         # Sequence numbers start at random so that a rebooted node does not
         # reuse ids its neighbours still remember.
         self._seq = self._rand(16) & 0xFFFF
+        self._seq0 = self._seq  # seqs from here to _seq are ours, from this boot
         self._next_prune = (now + self._prune_every) & _MASK
         self._next_round = (now + self._rand(16) % self._interval) & _MASK
         self._trickle_begin(now, self._interval)
+        self._hello = True
+        self._sync_by = (now + self._sync_wait) & _MASK
+        if self._auth is not None:
+            self._nonce = ((self._rand(16) << 14) ^ self._rand(16)) & _MASK
 
     def stop(self):
         self._running = False
@@ -207,6 +255,132 @@ class Gossip:
 
     def _now(self):
         return self._clock() & _MASK
+
+    # -- network time -------------------------------------------------------------
+    def _net_now(self, now):
+        el = (now - self._net_at) & _MASK
+        if el >= 1 << _NET_SHIFT:
+            k = el >> _NET_SHIFT
+            self._net = (self._net + k) & _MASK
+            self._net_at = (self._net_at + (k << _NET_SHIFT)) & _MASK
+        return self._net
+
+    def net_time(self):
+        """The mesh's clock in 64 ms units (30 bits), or -1 before this node
+        has heard a valid stamp or been given set_net_time()."""
+        if not (self._synced or self._floor):
+            return -1
+        return self._net_now(self._now())
+
+    def set_net_time(self, t):
+        """Restore the network time saved before a reboot.  It is a floor:
+        frames stamped more than their age limit before it are refused as
+        replays, and the clock still moves forward to the first valid stamp
+        heard.  It never moves the clock backwards."""
+        if not isinstance(t, int) or not 0 <= t <= _MASK:
+            raise ValueError("network time must be an int in 0..2**30-1, got %r" % (t,))
+        now = self._now()
+        if (self._synced or self._floor) and ((t - self._net_now(now) + _HALF) & _MASK) - _HALF <= 0:
+            return
+        self._net = t
+        self._net_at = now
+        self._floor = True
+
+    def _check_tag(self, f, n, t, now):
+        """A tagged frame's stamp and tag: False (counted) for a replay or a
+        forgery; else True, with the age its stamp says in _stamp_age.
+        (Called only with a key.)"""
+        auth = self._auth
+        assert auth is not None
+        o = n - self._trl
+        st = ((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]
+        # a node asking for the time has no clock: its stamp field is a nonce
+        ask = t == _T_DIGEST and f[1] & _F_SYNC
+        d = 0
+        if not ask and (self._synced or self._floor):
+            d = ((self._net_now(now) - st + _HALF) & _MASK) - _HALF
+            if d > (self._age_max_u if t == _T_DATA else self._window_u):
+                self.stale = (self.stale + 1) & _MASK
+                # A stale digest is a replay, or a neighbour whose clock
+                # lags (it ran on its own after nobody told it the time):
+                # our next digest, even an empty one, tells it.  (Once per
+                # Trickle interval: a replayer can't make us send more.)
+                # Anything else stale is dropped before hashing.
+                if t == _T_DIGEST and self._synced and auth.verify(f, n, False):
+                    self._owe = True
+                return False
+        if not auth.verify(f, n, t == _T_DATA):
+            self.bad_tag = (self.bad_tag + 1) & _MASK
+            return False
+        if ask:
+            if self._synced:  # answer soon, echoing its nonce
+                self._owe = True
+                self._echo = st
+                self._trickle_reset(now)
+            return True
+        if not self._synced and t == _T_DIGEST and f[1] & _F_ECHO:
+            e = ((f[o - 4] & 0x3F) << 24) | (f[o - 3] << 16) | (f[o - 2] << 8) | f[o - 1]
+            if e == self._nonce:
+                # the answer to our question, from a key holder, made after
+                # we asked: the network time, for certain
+                self._net = st
+                self._net_at = now
+                self._sync(now)
+                return True
+        if d < 0 or not (self._synced or self._floor):
+            # the mesh's clock is ahead of ours (or we had none): catch up
+            self._net = st
+            self._net_at = now
+            self._floor = True
+            d = 0
+        # rounded up: a replay must never look younger than the first copy did
+        self._stamp_age = (d + 1) << _NET_SHIFT
+        return True
+
+    def _sync(self, now):
+        """We have the network time (or stopped waiting for it): send what we
+        held, and deliver what we kept in quarantine, unless its stamp now
+        shows it stale (a replay that came in while we could not tell)."""
+        self._synced = True
+        r = self._ring
+        net = self._net_now(now)
+        trl = self._trl
+        for s in range(r.slots):
+            if not r.used[s]:
+                continue
+            st = r.state[s]
+            if st & HELD:
+                r.state[s] = st & ~HELD
+                self._disseminate(s, r.prio[s], now, True, 0)
+            elif st & QUAR:
+                f = r.frame[s]
+                o = len(f) - trl
+                d = ((net - (((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) + _HALF)
+                     & _MASK) - _HALF
+                if d > self._age_max_u:
+                    self.stale = (self.stale + 1) & _MASK
+                    self._dedup.slot[r.dix[s]] = -1  # the id stays seen
+                    r.free(s)
+                    continue
+                r.state[s] = st & ~QUAR
+                self._deliver(s, f, o, now)
+                self._disseminate(s, r.prio[s], now, False, 0)
+
+    def _stamp(self, f, end, st):
+        f[end] = (st >> 24) & 0x3F
+        f[end + 1] = (st >> 16) & 0xFF
+        f[end + 2] = (st >> 8) & 0xFF
+        f[end + 3] = st & 0xFF
+
+    def _seal(self, f, end, now, data):
+        """Finish frame f, whose body ends at end: stamp and tag with a key."""
+        a = self._auth
+        if a is None:
+            f[end:] = b""
+            return
+        self._stamp(f, end, self._net_now(now))
+        f[end + self._trl:] = b""
+        a.sign(f, data)
 
     # -- sending ------------------------------------------------------------------
     def _send(self, frame, to):
@@ -221,10 +395,17 @@ class Gossip:
         age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
         if age > self._age_max:
             return False
-        if r.state[s] & LIMITED:
-            self.hop_limited = (self.hop_limited + 1) & _MASK
+        st = r.state[s]
+        if st & (LIMITED | HELD | QUAR):
+            if st & LIMITED:
+                self.hop_limited = (self.hop_limited + 1) & _MASK
             return False
         f = r.frame[s]
+        if st & OWN and self._auth is not None:
+            # our own message is stamped afresh at every send, from the
+            # network time now: publish time = now - its age
+            self._stamp(f, len(f) - self._trl, (self._net_now(now) - ((age + 63) >> _NET_SHIFT)) & _MASK)
+            self._auth.sign(f, True)
         f[2] = r.hops[s]
         # rounded up: an age must never come out younger than it is (the
         # dedup watermark and the expiry both trust it), and rounding down
@@ -291,23 +472,35 @@ class Gossip:
         if i >= 0:  # seq wrapped onto an id still remembered
             self._unlink(i)
         # our own message always gets a slot: it may evict even a message of
-        # higher priority (the oldest of the lowest priority present)
-        s = self._slot_for(3)
+        # higher priority (the oldest of the lowest priority present), but
+        # over our quota only one of our own
+        s = self._slot_for(3, khi, klo >> 16)
         i = self._dedup_add(khi, klo, now)
         f = self._tx
         f[0:] = self._blank
         f[0] = (_VERSION << 4) | _T_DATA
-        f[1] = priority
+        f[1] = priority if self._auth is None else priority | _F_AUTH
         f[2] = 0
         f[3] = self._hop_limit
         self._put_id(f, 4, self._me_hi, self._me_lo)
         self._put_id(f, 8, self._me_hi, self._me_lo)
         f[12] = seq >> 8
         f[13] = seq & 0xFF
-        f[_HDR:] = payload
+        end = _HDR + n
+        f[_HDR:end] = payload
+        if self._auth is not None:  # room for the stamp and tag, written at each send
+            f[end + self._trl:] = b""
+        else:
+            f[end:] = b""
         r.put(s, f, priority, 0, now, i, -1)
+        r.state[s] = OWN
         d.slot[i] = s
         self.published = (self.published + 1) & _MASK
+        if self._auth is not None and not self._synced:
+            # our clock is not the mesh's yet: a stamp now could be far in
+            # the past, and the tag would seal it in; send once synced
+            r.state[s] = OWN | HELD
+            return (self.node_id << 16) | seq
         self._disseminate(s, priority, now, True, 0)
         return (self.node_id << 16) | seq
 
@@ -336,16 +529,29 @@ class Gossip:
             self.malformed = (self.malformed + 1) & _MASK
             return False
         t = vt & 0x0F
+        # body: the frame without its stamp and tag
+        fl = frame[1]
+        if self._auth is not None:
+            if not fl & _F_AUTH:  # untagged: it can't be ours
+                self.bad_tag = (self.bad_tag + 1) & _MASK
+                return False
+            body = n - self._trl
+        elif fl & _F_AUTH:  # tagged, and we have no key: carried as it is
+            body = n - self._cfg_trl
+        else:
+            body = n
+        if t == _T_DIGEST and fl & _F_ECHO and fl & _F_AUTH:
+            body -= 4  # the echoed nonce
         if t == _T_DATA:
-            if n < _HDR or frame[2] > frame[3]:
+            if body < _HDR or frame[2] > frame[3]:
                 self.malformed = (self.malformed + 1) & _MASK
                 return False
         elif t == _T_DIGEST:
-            if n < _HDR or n != _HDR + _DID * frame[2]:
+            if body < _HDR or body != _HDR + _DID * frame[2]:
                 self.malformed = (self.malformed + 1) & _MASK
                 return False
         elif t == _T_REQUEST:
-            if n != _REQ_HDR + _ID * frame[2] or frame[2] == 0:
+            if body != _REQ_HDR + _ID * frame[2] or frame[2] == 0:
                 self.malformed = (self.malformed + 1) & _MASK
                 return False
         else:
@@ -356,16 +562,41 @@ class Gossip:
         if shi == self._me_hi and slo == self._me_lo:
             return False  # our own frame, echoed by the medium
         now = self._clock() & _MASK
+        self._stamp_age = 0
+        if self._auth is not None:
+            if t == _T_DATA and self._synced and self._idle_copy(frame):
+                # a copy of a message we hold with no relay pending: dropped
+                # unread, so it needs no hash (most copies a node hears).
+                # (Not before our clock is set: a node that has only
+                # published hears only copies of its own, and syncs by them.)
+                self.duplicates = (self.duplicates + 1) & _MASK
+                return False
+            # checked before the frame touches any table: a forgery changes nothing
+            if not self._check_tag(frame, n, t, now):
+                return False
         p = self._peers.hear(shi, slo, from_peer, now)
         if t == _T_DATA:
-            return self._data(frame, n, p, now, rssi)
+            return self._data(frame, body, p, now, rssi)
+        if self._rate and p >= 0 and not self._peers.allow(p, now, self._rate, self._burst):
+            self.rate_limited = (self.rate_limited + 1) & _MASK
+            return False
         if t == _T_DIGEST:
             self._digest(frame, n, p, now)
         else:
             self._request(frame, n, p, now)
         return False
 
+    def _idle_copy(self, f):
+        """True when DATA frame f has an id we have seen and would do nothing
+        with: no body left, or a body with no relay waiting to be cancelled."""
+        i = self._dedup.find((f[8] << 16) | (f[9] << 8) | f[10], (f[11] << 16) | (f[12] << 8) | f[13])
+        if i < 0:
+            return False
+        s = self._dedup.slot[i]
+        return s < 0 or not self._ring.state[s] & RELAY
+
     def _data(self, f, n, p, now, rssi):
+        # (n: where the payload ends; a stamp and tag may follow)
         khi = (f[8] << 16) | (f[9] << 8) | f[10]
         klo = (f[11] << 16) | (f[12] << 8) | f[13]
         d = self._dedup
@@ -390,6 +621,8 @@ class Gossip:
             self.malformed = (self.malformed + 1) & _MASK
             return False
         age = ((f[14] << 8) | f[15]) << _AGE_SHIFT
+        if self._stamp_age > age:  # the authenticated stamp says older
+            age = self._stamp_age
         if age > self._age_max:
             self.expired = (self.expired + 1) & _MASK
             return False
@@ -398,8 +631,26 @@ class Gossip:
             # may be one we delivered already, so it is not delivered again
             self.forgotten = (self.forgotten + 1) & _MASK
             return False
+        if (khi == (self._me_hi << 8) | (self._me_lo >> 8) and (klo >> 16) == self._me_lo & 0xFF
+                and ((klo & 0xFFFF) - self._seq0) & 0xFFFF < (self._seq - self._seq0) & 0xFFFF):
+            # ours, published since start(): a copy of one the dedup table
+            # forgot (a node publishing faster than it remembers), never new
+            self.duplicates = (self.duplicates + 1) & _MASK
+            return False
+        # (the origin first: what its limit refuses costs the relay nothing)
+        if ((self._orate and not self._origins.allow(khi, klo >> 16, now, self._orate, self._burst,
+                                                     self._age_max))
+                or (self._rate and p >= 0 and not self._peers.allow(p, now, self._rate, self._burst))):
+            # not marked seen: another neighbour or anti-entropy brings it later
+            self.rate_limited = (self.rate_limited + 1) & _MASK
+            return False
         prio = f[1] & _PRIO_MASK
-        s = self._slot_for(prio)
+        s = self._slot_for(prio, khi, klo >> 16)
+        if s == -2:
+            # not marked seen: once the origin's share frees up, a copy or
+            # anti-entropy can still bring it
+            self.evicted = (self.evicted + 1) & _MASK
+            return False
         if s < 0:
             self.evicted = (self.evicted + 1) & _MASK
             self._dedup_add(khi, klo, now)  # seen (no body): not requested again
@@ -423,25 +674,52 @@ class Gossip:
         g[5] = self._me_hi & 0xFF
         g[6] = self._me_lo >> 8
         g[7] = self._me_lo & 0xFF
-        self.delivered = (self.delivered + 1) & _MASK
-        cb = self._on_msg
-        if cb is not None:
-            m = self._msg
-            m.frame = g
-            m.hops = hops + 1
-            m.priority = prio
-            m.age_ms = age
-            m.seq = klo & 0xFFFF
-            m.origin_hi = (f[8] << 8) | f[9]
-            m.origin_lo = (f[10] << 8) | f[11]
-            cb(m)
+        if not self._synced and self._auth is not None:
+            # we can't tell yet whether its stamp is stale (our clock may lag
+            # after a reboot): kept, neither delivered nor sent, until we have
+            # the network time (_sync)
+            r.state[s] |= QUAR
+            return False
+        self._deliver(s, g, n, now)
         self._disseminate(s, prio, now, False, rssi)
         return True
 
-    def _slot_for(self, prio):
-        """A ring slot for a new message, evicting (and unlinking) if needed."""
+    def _deliver(self, s, g, end, now):
+        """Hand ring slot s (its frame g, the payload ending at end) to the
+        application."""
+        self.delivered = (self.delivered + 1) & _MASK
+        cb = self._on_msg
+        if cb is not None:
+            r = self._ring
+            m = self._msg
+            m.frame = g
+            m.end = end
+            m.hops = r.hops[s]
+            m.priority = r.prio[s]
+            m.age_ms = ((now - r.born[s] + _HALF) & _MASK) - _HALF
+            m.seq = (g[12] << 8) | g[13]
+            m.origin_hi = (g[8] << 8) | g[9]
+            m.origin_lo = (g[10] << 8) | g[11]
+            cb(m)
+
+    def _slot_for(self, prio, ohi, olo):
+        """A ring slot for a new message of origin (ohi, olo), evicting (and
+        unlinking) if needed; -1 when none may be had."""
         r = self._ring
         s = r.take(prio)
+        if s >= 0 and r.used[s] and (r.ohi[s] != ohi or r.olo[s] != olo):
+            # fairness: the victim is another origin's; an origin at its
+            # quota replaces its own messages only (when the victim is its
+            # own already, as under its own flood, no count is needed)
+            v = r.over_quota(ohi, olo, prio, self._quota)
+            if v != -1:
+                if v < 0:
+                    return -2  # at quota, and all of its messages outrank this one
+                self.evicted = (self.evicted + 1) & _MASK
+                self.quota_evicted = (self.quota_evicted + 1) & _MASK
+                self._dedup.slot[r.dix[v]] = -1
+                r.free(v)
+                return v
         if s >= 0 and r.used[s]:
             self.evicted = (self.evicted + 1) & _MASK
             self._dedup.slot[r.dix[s]] = -1
@@ -561,7 +839,7 @@ class Gossip:
         for s in range(r.slots):
             r.mark[s] = 0
             # (a message at its hop limit can't be sent: not listed, not counted)
-            if (r.used[s] and not r.state[s] & LIMITED
+            if (r.used[s] and not r.state[s] & (LIMITED | HELD | QUAR)
                     and ((now - r.born[s] + _HALF) & _MASK) - _HALF <= self._age_max):
                 i = r.dix[s]
                 hi = d.hi[i]
@@ -578,7 +856,7 @@ class Gossip:
         n = self._sum_n
         f = self._tx
         f[0:] = self._blank
-        room = (self._mtu - _HDR) // _DID
+        room = (self._mtu - _HDR - self._trl - (4 if self._trl else 0)) // _DID  # (4: an echo)
         if room > 255:
             room = 255
         r = self._ring
@@ -596,12 +874,14 @@ class Gossip:
         while cnt < room:
             best = -1
             bp = 0
-            bo = -_HALF
+            bo = 0
             for p in range(4):
                 s = cur[p]
                 if s >= 0:
-                    v = ((od[s] - base + _HALF) & _MASK) - _HALF
-                    if v > bo:
+                    # insertions since: never negative, a small int even
+                    # after the 30-bit counter wraps
+                    v = (base - od[s]) & _MASK
+                    if best < 0 or v < bo:
                         bo = v
                         best = s
                         bp = p
@@ -624,7 +904,17 @@ class Gossip:
             o += _DID
             cnt += 1
         f[0] = (_VERSION << 4) | _T_DIGEST
-        f[1] = _F_TRUNCATED if cnt < n else 0
+        fl = _F_TRUNCATED if cnt < n else 0
+        echo = -1
+        if self._auth is not None:
+            if not self._synced:
+                fl |= _F_AUTH | _F_SYNC
+            else:
+                fl |= _F_AUTH
+                if self._owe and self._echo >= 0:
+                    fl |= _F_ECHO
+                    echo = self._echo
+        f[1] = fl
         f[2] = cnt
         f[3] = 0
         self._put_id(f, 4, self._me_hi, self._me_lo)
@@ -640,13 +930,26 @@ class Gossip:
             a = _AGE_WIRE_MAX
         f[14] = a >> 8
         f[15] = a & 0xFF
-        f[o:] = b""
+        if self._auth is not None and not self._synced:
+            # asking for the time: the stamp field carries our nonce instead
+            self._stamp(f, o, self._nonce)
+            f[o + self._trl:] = b""
+            self._auth.sign(f, False)
+            return f
+        if echo >= 0:
+            self._stamp(f, o, echo)
+            o += 4
+        self._seal(f, o, now, False)
         return f
 
     def _send_digest(self, now, to):
         f = self._build_digest(now)
-        if f[2] == 0 and not f[1]:
+        # an empty digest says nothing, unless it asks for the time or answers
+        if f[2] == 0 and not f[1] & (_F_TRUNCATED | _F_SYNC) and not self._owe and not self._hello:
             return False
+        self._hello = False
+        self._owe = False
+        self._echo = -1
         self.digests_out = (self.digests_out + 1) & _MASK
         self._send(f, to)
         return True
@@ -658,6 +961,11 @@ class Gossip:
         if theirs == x and their_n == self._sum_n:
             self._t_heard += 1  # Trickle: a consistent transmission
             return
+        if their_n == 0 and self._sum_n:
+            # a node that holds nothing (new here, or rebooted): nothing to
+            # compare, so our digest, soon, is what tells it what to ask for
+            self._trickle_reset(now)
+            return
         # Differences in messages younger than settle_ms are usually the relay
         # wave still passing: only settled differences are acted upon (and
         # only they reset Trickle), so digests don't chase the wave.
@@ -668,7 +976,7 @@ class Gossip:
         q = self._tx
         q[0:] = self._blank
         want = 0
-        room = (self._mtu - _REQ_HDR) // _ID
+        room = (self._mtu - _REQ_HDR - self._trl) // _ID
         o = _HDR
         for _e in range(f[2]):
             hi = (f[o] << 16) | (f[o + 1] << 8) | f[o + 2]
@@ -676,7 +984,8 @@ class Gossip:
             i = d.find(hi, lo)
             if i < 0:
                 a = f[o + 6] << _DAGE_SHIFT
-                if want < room and a >= settle and not d.forgotten(hi, lo, (now - a) & _MASK):
+                if (want < room and a >= settle and not d.forgotten(hi, lo, (now - a) & _MASK)
+                        and not (self._orate and self._origins.busy(hi, f[o + 3], now, self._orate, self._burst))):
                     w = _REQ_HDR + want * _ID
                     for b in range(_ID):
                         q[w + b] = f[o + b]
@@ -693,19 +1002,25 @@ class Gossip:
         span = ((f[14] << 8) | f[15]) << _AGE_SHIFT
         to = self._to_peer(p)
         lacking = 0
+        orate = self._orate
         for s in range(r.slots):
             if mark[s] == 1:
                 age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
                 if age >= settle and age < span:
+                    # not a flooding origin's: what its rate limit kept from
+                    # our neighbours, we don't push to them behind its back
+                    # (nor ask for it: see the requests above)
+                    if orate and self._origins.busy(r.ohi[s], r.olo[s], now, orate, self._burst):
+                        continue
                     self._answer(s, now, to)
                     lacking += 1
         if want:
             q[0] = (_VERSION << 4) | _T_REQUEST
-            q[1] = 0
+            q[1] = 0 if self._auth is None else _F_AUTH
             q[2] = want
             q[3] = 0
             self._put_id(q, 4, self._me_hi, self._me_lo)
-            q[_REQ_HDR + want * _ID:] = b""
+            self._seal(q, _REQ_HDR + want * _ID, now, False)
             if self._bcast:
                 self.requests_out = (self.requests_out + 1) & _MASK
                 self._send(q, None)
@@ -749,7 +1064,7 @@ class Gossip:
             if i < 0:
                 continue
             s = d.slot[i]
-            if s >= 0 and not r.state[s] & LIMITED:
+            if s >= 0 and not r.state[s] & (LIMITED | HELD | QUAR):
                 self._answer(s, now, to)
 
     # Trickle (RFC 6206) for digests on a broadcast medium
@@ -771,6 +1086,8 @@ class Gossip:
         if not self._running:
             return
         now = self._now()
+        if not self._synced and self._auth is not None and ((now - self._sync_by + _HALF) & _MASK) - _HALF >= 0:
+            self._sync(now)  # nobody told us the time: ours is the mesh's
         if self._relay_pending and ((now - self._next_relay + _HALF) & _MASK) - _HALF >= 0:
             self._relays(now)
         if self._mode != _FLOOD:
@@ -788,7 +1105,7 @@ class Gossip:
     def _trickle(self, now):
         if not self._t_fired and ((now - self._t_fire + _HALF) & _MASK) - _HALF >= 0:
             self._t_fired = True
-            if self._t_heard < _TRICKLE_K:
+            if self._t_heard < _TRICKLE_K or self._owe:
                 self._send_digest(now, None)
         if ((now - self._t_end + _HALF) & _MASK) - _HALF >= 0:
             i = self._t_i << 1
@@ -847,6 +1164,8 @@ class Gossip:
                 self.expired = (self.expired + 1) & _MASK
         # ids are kept twice as long as bodies: a frame older than that is
         # refused for its age anyway
+        if self._auth is not None:
+            self._net_now(now)  # (the clock must be advanced at least every 12 days)
         d.forget_older(now, 2 * self._age_max)
         d.expire_watermarks(now, self._age_max)
         self._peers.expire(now, self._peer_timeout)
@@ -893,6 +1212,10 @@ class Gossip:
             "digests_out": self.digests_out,
             "requests_out": self.requests_out,
             "answered": self.answered,
+            "bad_tag": self.bad_tag,
+            "stale": self.stale,
+            "rate_limited": self.rate_limited,
+            "quota_evicted": self.quota_evicted,
         }
 
     def memory_bytes(self):
@@ -910,6 +1233,8 @@ class Gossip:
             + mem.lst(n + 1) + sum(mem.lst(k) for k in range(n + 1))  # the to_peers lists
             + mem.inst(self) + mem.inst(self._msg) + mem.inst(self._ring)
             + mem.inst(self._dedup) + mem.inst(self._peers)
+            + self._origins.memory_bytes() + mem.inst(self._origins)
+            + (0 if self._auth is None else self._auth.memory_bytes(mem))
         )
 
     def peers(self):

@@ -5,6 +5,16 @@
 # plus "node_id" and an optional "node" object of settings:
 #     {"level": "info", "stats_interval_ms": 10000, "config": {field: value}}
 # (config: overrides of the preset's fields, e.g. {"mode": "flood"}).
+#
+# rumor.key, if the board has one, is the network key (16..64 raw bytes,
+# `rumor deploy --key-file`): every frame is then tagged with it and frames
+# without a good tag are dropped.  A rumor.key that cannot be used stops the
+# node at boot: it must not run open when it was meant to be authenticated.
+# The key is never printed; events name it by its fingerprint.
+#
+# rumor.time holds the network clock (Gossip.net_time()) saved now and then,
+# restored at boot so that a rebooted node still refuses replays of frames
+# older than what it had seen.
 import sys
 import time
 
@@ -13,6 +23,17 @@ from .config import Config
 from .gossip import Gossip
 
 _ADDR_HEX = "0123456789abcdef"
+KEY_FILE = "rumor.key"
+TIME_FILE = "rumor.time"
+_HEX_TEXT = b"0123456789abcdefABCDEF \t\r\n"
+KEY_MIN = 16
+KEY_MAX = 64
+# Flash wear: every save of rumor.time rewrites a small file.  littlefs (the
+# ESP32 port's filesystem) puts each rewrite in a new block and spreads the
+# erases over the whole partition; FAT rewrites the same sectors.  So the
+# clock is saved at most once a minute (node.time_save_ms may make that
+# rarer, never more often), only when it moved, and at a clean stop.
+TIME_SAVE_MIN_MS = 60000
 
 
 def _hex(b):
@@ -21,6 +42,85 @@ def _hex(b):
 
 def _ticks_ms():
     return time.ticks_ms()
+
+
+def _boot_entropy():
+    import os
+
+    try:
+        b = os.urandom(4)
+    except (AttributeError, OSError):
+        return int(time.time()) & 0x3FFFFFFF
+    return ((b[0] & 0x3F) << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+
+
+def load_key(path=KEY_FILE):
+    """The network key in path (raw bytes), or None if there is no such
+    file; ValueError with a clear message (never the key) if unusable."""
+    import os
+
+    try:
+        size = os.stat(path)[6]
+    except OSError:
+        return None
+    if not KEY_MIN <= size <= KEY_MAX:
+        raise ValueError("%s has %d bytes, a network key has %d..%d: not starting "
+                         "(`rumor deploy --key-file` puts a good one, `--no-key` removes it)"
+                         % (path, size, KEY_MIN, KEY_MAX))
+    try:
+        with open(path, "rb") as f:
+            key = f.read(KEY_MAX + 1)
+    except OSError:
+        raise ValueError("%s cannot be read: not starting" % path)
+    if not KEY_MIN <= len(key) <= KEY_MAX:
+        raise ValueError("%s has %d bytes, a network key has %d..%d: not starting"
+                         % (path, len(key), KEY_MIN, KEY_MAX))
+    for b in key:
+        if b not in _HEX_TEXT:
+            return key
+    # hex text copied as it is (`rumor deploy --key-file` converts it): its
+    # bytes would be another key than the one every other node has
+    raise ValueError("%s holds hex text, not the raw key: not starting "
+                     "(`rumor deploy --key-file` puts it on the board as it must be)" % path)
+
+
+def fingerprint(key):
+    """What names a key in events: the first 4 bytes of its sha256, hex."""
+    import hashlib
+
+    return _hex(hashlib.sha256(key).digest()[:4])
+
+
+def _read_time(path):
+    try:
+        with open(path) as f:
+            s = f.read(16)
+    except OSError:
+        return -1
+    # "<digits>\n": without its newline the file was cut short
+    if not 2 <= len(s) <= 11 or s[-1] != "\n" or not s[:-1].isdigit():
+        return -1
+    t = int(s[:-1])
+    return t if t < 1 << 30 else -1
+
+
+def load_net_time(path=TIME_FILE):
+    """The network clock save_net_time() left in path, or -1 (none, or not
+    readable).  The .tmp is the fallback for a filesystem (FAT) whose rename
+    removes the old file first: if that was interrupted, the new one is whole."""
+    t = _read_time(path)
+    return t if t >= 0 else _read_time(path + ".tmp")
+
+
+def save_net_time(t, path=TIME_FILE):
+    """Write t to path through a temporary file and a rename, so a crash or a
+    power cut mid-write leaves the old value or the new one, never a mix."""
+    import os
+
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % t)
+    os.rename(tmp, path)
 
 
 def load_board(path="board.json"):
@@ -87,7 +187,10 @@ def make_config(board, radio):
 
 
 class Node:
-    def __init__(self, board, write=None, clock=None):
+    """key: the network key (None: an open mesh).  time_path: where the
+    network clock is kept (authenticated meshes only)."""
+
+    def __init__(self, board, write=None, clock=None, key=None, time_path=TIME_FILE):
         import random
 
         self.board = board
@@ -97,20 +200,38 @@ class Node:
         self.console = c = con.Console(self.node_id, self.clock, write,
                                        con.level_of(settings.get("level", "info")))
         self.stats_interval_ms = settings.get("stats_interval_ms", 10000)
+        save_ms = settings.get("time_save_ms", TIME_SAVE_MIN_MS)
+        if not isinstance(save_ms, int):
+            raise ValueError("node.time_save_ms must be a number of milliseconds")
+        self.time_save_ms = save_ms if save_ms > TIME_SAVE_MIN_MS else TIME_SAVE_MIN_MS
+        self.time_path = time_path
         self.radio = make_radio(board, self.node_id)
         self.config = make_config(board, self.radio)
         if sys.platform != "esp32":
             # the unix port starts every process on the same sequence; the
-            # ESP32's is seeded from its hardware RNG, better left alone
-            random.seed(self.node_id)
+            # ESP32's is seeded from its hardware RNG, better left alone.
+            # Not the node id alone: a rebooted node would start on the same
+            # sequence numbers, ids its neighbours remember as seen.
+            random.seed(self.node_id ^ _boot_entropy())
         self.gossip = g = Gossip(self.config, self.node_id, clock=self.clock,
-                                 rand=random.getrandbits)
+                                 rand=random.getrandbits, key=key)
+        # only what names the key is kept here; the engine holds the key
+        self.auth = key is not None
+        self.key_fp = fingerprint(key) if key is not None else None
+        self.saved_time = -1  # the network clock as last saved (or restored)
+        self._save_failed = False
+        if self.auth:
+            t = load_net_time(time_path)
+            if t >= 0:
+                g.set_net_time(t)
+                self.saved_time = t
         g.on_message(self._deliver)
         g.on_forward(self._forward)
         c.commands = {"inject": self.cmd_inject, "stats": self.cmd_stats,
                       "peers": self.cmd_peers, "level": self.cmd_level, "help": self.cmd_help}
         self._dup = 0
         self._bad = 0
+        self._tag = 0
 
     # -- engine callbacks ------------------------------------------------------
     def _deliver(self, msg):
@@ -140,8 +261,11 @@ class Node:
             reason = "duplicate"
         elif g.malformed != self._bad:
             reason = "malformed"
+        elif g.bad_tag != self._tag:
+            reason = "bad_tag"
         self._dup = g.duplicates
         self._bad = g.malformed
+        self._tag = g.bad_tag
         if reason:
             c.emit("drop", "reason", reason, "len", len(frame), "from", _hex(src), level=con.DEBUG)
 
@@ -181,7 +305,29 @@ class Node:
         except AttributeError:
             free = None
         self.console.emit("stats", "core", s, "radio", self.radio.stats(), "mem_free", free,
-                          level=level)
+                          "auth", self.auth, "key_fp", self.key_fp,
+                          "net_time", self.gossip.net_time(), level=level)
+
+    # -- the network clock, kept across reboots ------------------------------------
+    def save_time(self):
+        """Save the network clock if it moved since the last save; True if
+        written.  A failure is reported once (until a save works again)."""
+        if not self.auth:
+            return False
+        t = self.gossip.net_time()
+        if t < 0 or t == self.saved_time:
+            return False
+        try:
+            save_net_time(t, self.time_path)
+        except OSError as e:
+            if not self._save_failed:
+                self._save_failed = True
+                self.console.error("net_time", "cannot save %s (errno %s)"
+                                   % (self.time_path, e.args[0] if e.args else "?"))
+            return False
+        self._save_failed = False
+        self.saved_time = t
+        return True
 
     # -- the loop ----------------------------------------------------------------
     def boot_event(self):
@@ -189,7 +335,9 @@ class Node:
         self.console.emit("boot", "board", b.get("name"), "chip", b.get("chip"),
                           "radio", b["radio"].get("kind"), "mode", self.config.mode,
                           "mtu", self.config.mtu, "memory_bytes", self.gossip.memory_bytes(),
-                          "level", con.LEVELS[self.console.level], level=con.ERROR)
+                          "level", con.LEVELS[self.console.level], "auth", self.auth,
+                          "key_fp", self.key_fp, "net_time", self.gossip.net_time(),
+                          level=con.ERROR)
 
     async def _ticker(self):
         import asyncio
@@ -209,6 +357,13 @@ class Node:
             await asyncio.sleep_ms(self.stats_interval_ms)
             self.emit_stats()
 
+    async def _time_saver(self):
+        import asyncio
+
+        while True:
+            await asyncio.sleep_ms(self.time_save_ms)  # >= 1 min: flash wear
+            self.save_time()
+
     async def run(self):
         import asyncio
 
@@ -217,6 +372,8 @@ class Node:
         asyncio.create_task(self._ticker())
         if self.stats_interval_ms:
             asyncio.create_task(self._stats())
+        if self.auth:
+            asyncio.create_task(self._time_saver())
         if self.board["radio"].get("kind") == "udp":
             asyncio.create_task(self.radio.run(self.gossip, self._heard))  # pyright: ignore[reportCallIssue]  # only UdpRadio.run takes on_frame; kind udp is UdpRadio
         else:
@@ -224,12 +381,21 @@ class Node:
         await self.console.run()
 
 
-def run(path="board.json"):
-    """Boot from board.json and run until Ctrl-C (then the REPL takes over)."""
+def boot(path="board.json", key_path=KEY_FILE, time_path=TIME_FILE, write=None):
+    """The Node that board.json, rumor.key and rumor.time make; ValueError
+    (a message for the boot error event) if it must not start."""
+    board = load_board(path)
+    key = load_key(key_path)
+    return Node(board, write=write, key=key, time_path=time_path)
+
+
+def run(path="board.json", key_path=KEY_FILE, time_path=TIME_FILE):
+    """Boot from board.json (and rumor.key, rumor.time) and run until Ctrl-C
+    (then the REPL takes over)."""
     import asyncio
 
     try:
-        node = Node(load_board(path))
+        node = boot(path, key_path, time_path)
     except ValueError as e:
         sys.stdout.write(con.format_event("error", "00000000", _ticks_ms(),
                                           ("cmd", "boot", "msg", str(e.args[0] if e.args else e)))
@@ -241,4 +407,5 @@ def run(path="board.json"):
         sys.stdout.write("rumor: stopped (Ctrl-C); the REPL is yours\r\n")
     finally:
         asyncio.new_event_loop()
+        node.save_time()  # a clean stop keeps the clock up to the moment
     return node

@@ -35,6 +35,11 @@ class Peers:
         self.lo = array("i", [0] * n)  # node id & 0xffff
         self.heard = array("i", [0] * n)  # tick last heard
         self.flags = bytearray(n)
+        # rate limit: a token bucket per peer, in thousandths of a frame
+        self.tok = array("i", [0] * n)
+        self.tok_at = array("i", [0] * n)  # tick the bucket was last filled
+        self._new_tok = -1  # the bucket new senders share (-1: full)
+        self._new_at = 0
         self.addr = [bytearray(addr_max) for _ in range(n)]  # exact length = address
         size = 4
         while size < 2 * n:
@@ -47,7 +52,7 @@ class Peers:
 
     def memory_bytes(self):
         n = self.n
-        return (3 * mem.buf(4 * n) + mem.buf(n) + mem.lst(n) + n * mem.buf(self.addr_max)
+        return (5 * mem.buf(4 * n) + mem.buf(n) + mem.lst(n) + n * mem.buf(self.addr_max)
                 + mem.buf(len(self._ix)))
 
     # -- the hot path -------------------------------------------------------
@@ -87,6 +92,45 @@ class Peers:
             self.addr[k][0:] = addr
         return k
 
+    def allow(self, k, now, rate, burst):
+        """Take one frame from row k's bucket (rate per second, at most burst
+        saved up); False when it is empty."""
+        cap = burst * 1000
+        lim = cap // rate + 1  # ms that fill an empty bucket (el * rate stays a small int)
+        t = self.tok[k]
+        if t < 0:
+            # A sender learned less than a bucket's filling time ago pays from
+            # one bucket all such senders share; then it gets its own, full.
+            # (The sender id is not authenticated: a node that changes its id
+            # at every frame never gets past the shared bucket.)
+            if (now - self.tok_at[k]) & MASK < lim:
+                s = self._new_tok
+                if s < 0:
+                    s = cap
+                else:
+                    el = (now - self._new_at) & MASK
+                    s += (el if el < lim else lim) * rate
+                    if s > cap:
+                        s = cap
+                self._new_at = now
+                if s < 1000:
+                    self._new_tok = s
+                    return False
+                self._new_tok = s - 1000
+                return True
+            t = cap
+            self.tok_at[k] = now
+        el = (now - self.tok_at[k]) & MASK
+        t += (el if el < lim else lim) * rate
+        if t > cap:
+            t = cap
+        self.tok_at[k] = now
+        if t < 1000:
+            self.tok[k] = t
+            return False
+        self.tok[k] = t - 1000
+        return True
+
     # -- slower paths ----------------------------------------------------------
     def _learn(self, hi, lo, addr, now):
         fl = self.flags
@@ -112,6 +156,8 @@ class Peers:
         self.hi[k] = hi
         self.lo[k] = lo
         self.heard[k] = now
+        self.tok[k] = -1  # new: see allow()
+        self.tok_at[k] = now
         fl[k] |= HEARD
         self._insert(k)
         return k

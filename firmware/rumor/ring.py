@@ -27,6 +27,9 @@ _HALF = const(0x20000000)
 RELAY = const(1)  # a broadcast of this slot is due at due[s]
 PUSH = const(2)  # this slot still takes part in unicast push rounds
 LIMITED = const(4)  # it arrived at its hop limit: kept and delivered, never sent
+OWN = const(8)  # published here: with a key, stamped and signed afresh at each send
+HELD = const(16)  # own, published before the network time was known: not sent yet
+QUAR = const(32)  # heard before the network time was known: not delivered nor sent yet
 
 
 class Ring:
@@ -47,6 +50,10 @@ class Ring:
         self.order = array("i", [0] * slots)  # insertion counter (digests list newest first)
         self.dix = array("i", [-1] * slots)  # index of the id in the dedup table
         self.src = array("h", [-1] * slots)  # peer it came from, -1 for own/unknown
+        # the origin of each message (bytes 8..11 of its frame, as 24 + 8
+        # bits: small ints on a 32-bit board), for the per-origin quota
+        self.ohi = array("i", [0] * slots)
+        self.olo = bytearray(slots)
         # Slots are chained in insertion order, one chain per priority, so the
         # message to evict (oldest of the lowest priority) is a chain's head:
         # O(1), not a scan.  Free slots are chained through nxt too.
@@ -66,8 +73,8 @@ class Ring:
         n = self.slots
         return (
             mem.lst(n) + n * mem.buf(self.cap)  # the bodies
-            + 8 * mem.buf(n)  # used, prio, hops, state, heard, need, pushes, mark
-            + 4 * mem.buf(4 * n)  # born, due, order, dix
+            + 9 * mem.buf(n)  # used, prio, hops, state, heard, need, pushes, mark, olo
+            + 5 * mem.buf(4 * n)  # born, due, order, dix, ohi
             + 3 * mem.buf(2 * n)  # src, nxt, prv
             + 2 * mem.buf(8)  # head, tail
         )
@@ -88,6 +95,33 @@ class Ring:
             if hd[p] >= 0:
                 return hd[p]
         return -1
+
+    def full(self):
+        return self._free < 0
+
+    def over_quota(self, ohi, olo, prio, quota):
+        """When origin (ohi, olo) holds quota slots or more: its oldest
+        message of priority <= prio, the one a new message of it replaces
+        (-2 if all of its messages outrank prio).  -1 when under quota."""
+        used = self.used
+        oh = self.ohi
+        ol = self.olo
+        od = self.order
+        pr = self.prio
+        n = 0
+        best = -2
+        bo = 0
+        base = self._order
+        for s in range(self.slots):
+            if used[s] and oh[s] == ohi and ol[s] == olo:
+                n += 1
+                if pr[s] <= prio:
+                    # insertions since: a small int even after the counter wraps
+                    v = (base - od[s]) & MASK
+                    if best < 0 or v > bo:
+                        best = s
+                        bo = v
+        return best if n >= quota else -1
 
     def put(self, s, frame, prio, hops, born, dix, src):
         """Store frame in free slot s (one take() returned)."""
@@ -120,6 +154,8 @@ class Ring:
         self.born[s] = born
         self.dix[s] = dix
         self.src[s] = src
+        self.ohi[s] = (frame[8] << 16) | (frame[9] << 8) | frame[10]
+        self.olo[s] = frame[11]
         self._order = (self._order + 1) & MASK
         self.order[s] = self._order
 

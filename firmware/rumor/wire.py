@@ -18,6 +18,11 @@
 #         of 7 bytes: id + its age in 64 ms units (255: that or older)
 # REQUEST 8.. ids
 # An id is origin (4 bytes) + seq (2 bytes).
+# With a network key (flags bit 7 set, all types) the frame ends in a 4-byte
+# stamp (network time, 64 ms units) and a tag: the first tag_len bytes of
+# HMAC-SHA256(key, frame up to the tag), DATA's hops, sender and age taken
+# as zero.
+import hashlib
 import struct
 
 VERSION = 1
@@ -34,8 +39,51 @@ DIGEST_ENTRY = 7
 DIGEST_AGE_UNIT_MS = 64
 AGE_UNIT_MS = 4
 F_TRUNCATED = 0x01
+F_AUTH = 0x80
+F_SYNC = 0x02  # DIGEST, tagged: "tell me the time"; the stamp field is a nonce
+F_ECHO = 0x04  # DIGEST, tagged: the answer; the nonce echoed precedes the stamp
+STAMP_LEN = 4
+NET_UNIT_MS = 64  # network time (stamps) in 64 ms units
+TAG_LEN = 8
 PRIO_MASK = 0x03
 ESPNOW_MTU = 250  # ESP-NOW v1 payload limit
+
+
+def hmac_sha256(key, msg):
+    """RFC 2104 HMAC-SHA256 (MicroPython has no hmac module)."""
+    key = bytes(key)
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key + bytes(64 - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(bytes(msg))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def _covered(frame):
+    """The bytes a tag covers: DATA's hops, sender and age read as zero."""
+    c = bytearray(frame)
+    if c[0] & 0x0F == DATA:
+        c[2] = 0
+        c[4:8] = bytes(4)
+        c[14:16] = bytes(2)
+    return bytes(c)
+
+
+def seal(frame, key, stamp=0, tag_len=TAG_LEN):
+    """frame with the auth flag set and a stamp and a tag appended."""
+    f = bytearray(frame)
+    if len(f) < REQUEST_HDR:
+        raise ValueError("frame of %d bytes is shorter than any header" % len(f))
+    f[1] |= F_AUTH
+    f += struct.pack(">I", stamp & 0x3FFFFFFF)
+    return bytes(f) + hmac_sha256(key, _covered(f))[:tag_len]
+
+
+def _sealed(frame, key, stamp, tag_len):
+    return frame if key is None else seal(frame, key, stamp, tag_len)
 
 
 def _age(age_ms):
@@ -43,21 +91,25 @@ def _age(age_ms):
     return 0xFFFF if a > 0xFFFF else a
 
 
-def encode_data(origin, seq, payload, sender=None, hops=0, hop_limit=32, age_ms=0, priority=0):
+def encode_data(origin, seq, payload, sender=None, hops=0, hop_limit=32, age_ms=0, priority=0,
+                key=None, stamp=0, tag_len=TAG_LEN):
+    """A DATA frame; with key, sealed with stamp (network time, 64 ms units)."""
     if sender is None:
         sender = origin
-    return (
+    return _sealed(
         struct.pack(">BBBBIIHH", (VERSION << 4) | DATA, priority & PRIO_MASK, hops, hop_limit,
                     sender, origin, seq, _age(age_ms))
-        + bytes(payload)
-    )
+        + bytes(payload), key, stamp, tag_len)
 
 
 def _ids(ids):
     return b"".join(struct.pack(">IH", o, s) for o, s in ids)
 
 
-def encode_digest(sender, ids, summary=0, live=None, span_ms=0, truncated=False, ages_ms=None):
+def encode_digest(sender, ids, summary=0, live=None, span_ms=0, truncated=False, ages_ms=None,
+                  key=None, stamp=0, tag_len=TAG_LEN, ask=False, echo=None):
+    """A DIGEST; with key, sealed.  ask: a question for the time (stamp is
+    then the nonce); echo: an answer to the question with that nonce."""
     """ids: [(origin, seq)]; ages_ms: their ages (default: all 'old', 255)."""
     ids = list(ids)
     if live is None:
@@ -66,15 +118,18 @@ def encode_digest(sender, ids, summary=0, live=None, span_ms=0, truncated=False,
         ages = [255] * len(ids)
     else:
         ages = [min(255, a // DIGEST_AGE_UNIT_MS) for a in ages_ms]
-    return struct.pack(
-        ">BBBBIIHH", (VERSION << 4) | DIGEST, F_TRUNCATED if truncated else 0, len(ids), 0,
+    flags = (F_TRUNCATED if truncated else 0) | (F_SYNC if ask else 0) | (0 if echo is None else F_ECHO)
+    return _sealed(struct.pack(
+        ">BBBBIIHH", (VERSION << 4) | DIGEST, flags, len(ids), 0,
         sender, summary, live, _age(span_ms),
     ) + b"".join(struct.pack(">IHB", o, s, a) for (o, s), a in zip(ids, ages))
+        + (b"" if echo is None else struct.pack(">I", echo & 0x3FFFFFFF)), key, stamp, tag_len)
 
 
-def encode_request(sender, ids):
+def encode_request(sender, ids, key=None, stamp=0, tag_len=TAG_LEN):
     ids = list(ids)
-    return struct.pack(">BBBBI", (VERSION << 4) | REQUEST, 0, len(ids), 0, sender) + _ids(ids)
+    return _sealed(struct.pack(">BBBBI", (VERSION << 4) | REQUEST, 0, len(ids), 0, sender)
+                   + _ids(ids), key, stamp, tag_len)
 
 
 def message_id(origin, seq):
@@ -86,10 +141,31 @@ def split_id(msg_id):
     return msg_id >> 16, msg_id & 0xFFFF
 
 
-def decode(frame):
-    """A frame as a dict; ValueError naming what is wrong when it is not one."""
+def decode(frame, key=None, tag_len=TAG_LEN):
+    """A frame as a dict; ValueError naming what is wrong when it is not one.
+    A tagged frame also gets stamp, tag and, given the key, tag_ok (with a
+    key an untagged frame gets tag_ok False)."""
     frame = bytes(frame)
-    n = len(frame)
+    n = total = len(frame)
+    auth = {}
+    if n >= REQUEST_HDR and frame[1] & F_AUTH:
+        if n < REQUEST_HDR + STAMP_LEN + tag_len:
+            raise ValueError("tagged frame of %d bytes has no room for its stamp and tag" % n)
+        body = n - STAMP_LEN - tag_len
+        auth["stamp"] = struct.unpack(">I", frame[body:body + STAMP_LEN])[0] & 0x3FFFFFFF
+        auth["tag"] = frame[n - tag_len:]
+        if key is not None:
+            want = hmac_sha256(key, _covered(frame[:n - tag_len]))[:tag_len]
+            auth["tag_ok"] = want == auth["tag"]
+        if frame[0] & 0x0F == DIGEST and frame[1] & F_ECHO:
+            body -= 4
+            auth["echo"] = struct.unpack(">I", frame[body:body + 4])[0] & 0x3FFFFFFF
+        if frame[0] & 0x0F == DIGEST:
+            auth["ask"] = bool(frame[1] & F_SYNC)
+        frame = frame[:body]
+        n = body
+    elif key is not None:
+        auth["tag_ok"] = False
     if n < REQUEST_HDR:
         raise ValueError("frame of %d bytes is shorter than any header" % n)
     ver = frame[0] >> 4
@@ -99,7 +175,8 @@ def decode(frame):
     if t not in TYPES:
         raise ValueError("unknown frame type %d" % t)
     sender = struct.unpack(">I", frame[4:8])[0]
-    out = {"type": TYPES[t], "sender": sender, "length": n}
+    out = {"type": TYPES[t], "sender": sender, "length": total}
+    out.update(auth)
     if t == DATA:
         if n < DATA_HDR:
             raise ValueError("data frame of %d bytes is shorter than its %d-byte header" % (n, DATA_HDR))

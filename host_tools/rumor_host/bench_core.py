@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         (mpy / "rumor").mkdir()
         compile_mpy(mpy)
         t0 = time.time()
-        micro = run_mp(mpy, "512k", "speed")
+        micro = run_mp(mpy, "4m", "speed")
         soak = run_mp(mpy, "96k", "soak", str(a.soak_frames))
+        soak_key = run_mp(mpy, "96k", "soak-key", str(a.soak_frames))
     cpy = subprocess.run([sys.executable, str(BENCH / "core_mp.py"), "speed"], capture_output=True,
                          text=True, check=True, env=micropython_env() | {"PYTHONPATH": str(FIRMWARE)})
     cpython = json.loads(cpy.stdout.strip().splitlines()[-1])
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "micropython_unix": micro,
         "cpython": cpython,
         "soak_96k": soak,
+        "soak_96k_with_key": soak_key,
         "targets": TARGETS,
         "seconds": round(time.time() - t0, 1),
     }
@@ -76,11 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     row("duplicate frames/s, heap locked", micro.get("duplicate_frames_per_s_heap_locked"))
     row("new-message frames/s", micro["new_frames_per_s"], ">= 50000")
     row("new-message frames/s, heap locked", micro.get("new_frames_per_s_heap_locked"))
+    row("with a network key: duplicate frames/s", micro["authenticated_duplicate_frames_per_s"])
+    row("with a network key: new-message frames/s", micro["authenticated_new_frames_per_s"])
     for name, b in cpython["memory_bytes"].items():
         row(f"memory_bytes() {name} (32-bit board)", b, "<= 32768" if name == "medium" else "")
     row("soak: frames in a 96 KB heap", soak["frames"], "no MemoryError")
     row("soak: heap in use before -> after (bytes)", f"{soak['heap_alloc_start']}->{soak['heap_alloc_end']}")
     row("soak: lowest free heap seen (bytes)", soak["heap_free_low"])
+    row("soak with a key: heap in use before -> after",
+        f"{soak_key['heap_alloc_start']}->{soak_key['heap_alloc_end']}")
+    row("soak with a key: delivered / bad tags", f"{soak_key['delivered']}/{soak_key['bad_tag']}")
     print("under CPython (the simulator's engine)")
     row("duplicate frames/s", cpython["duplicate_frames_per_s"])
     row("new-message frames/s", cpython["new_frames_per_s"])

@@ -6,6 +6,12 @@ kind, pins, radio defaults, config preset).  Every field is checked on load;
 a bad one raises BoardError naming the file and the field:
 
     boards/x.json: field 'radio.sf': must be 7..12, got 13
+
+A LoRa board names its regulatory "region" (REGIONS in the firmware's
+rumor/radio_lora.py, which this module reads, so the two cannot disagree):
+its channel must lie inside the region's band, and an explicit "duty_cycle"
+or "duty_window_ms" overrides the region's.  The loaded Board's radio always
+states "duty_cycle": the file's, else the region's (1 for no limit).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rumor.radio_lora import REGIONS, duty_of, region_of
 
 # chip -> (flash offset of MicroPython's .bin, mpy-cross -march)
 CHIPS: dict[str, tuple[int | None, str | None]] = {
@@ -28,6 +36,8 @@ CONFIG_PRESETS = ("small", "medium", "large")
 LORA_MODEMS = ("sx1276", "sx1262")
 # Bandwidths (kHz) as micropython-lib's lora drivers spell them (str(bw) lookup).
 LORA_BW = ("7.8", "10.4", "15.6", "20.8", "31.25", "41.7", "62.5", "125", "250", "500")
+# Regulatory regions: the firmware's presets (duty cycle, dwell time, band).
+LORA_REGIONS: tuple[str, ...] = tuple(str(r[0]) for r in REGIONS)
 _GPIO_MAX = 48  # ESP32-S3 has GPIO0..48
 
 _TOP_KEYS = {"name", "description", "chip", "flash_offset", "mpy_arch", "radio", "pins",
@@ -35,7 +45,7 @@ _TOP_KEYS = {"name", "description", "chip", "flash_offset", "mpy_arch", "radio",
 _ESPNOW_KEYS = {"kind", "channel", "mtu"}
 _LORA_KEYS = {"kind", "modem", "freq_khz", "sf", "bw", "coding_rate", "output_power",
               "preamble_len", "tx_ant", "dio2_rf_sw", "dio3_tcxo_millivolts", "duty_cycle",
-              "duty_window_ms", "syncword", "mtu"}
+              "duty_window_ms", "region", "tx_queue", "syncword", "mtu"}
 _LORA_PINS = {"spi", "sck", "mosi", "miso", "cs", "reset", "dio0", "dio1", "busy", "vext"}
 
 
@@ -231,8 +241,11 @@ def _validate(data: Any, path: Path, shown: str) -> Board:
 
     config = c.string(data, "config", choices=CONFIG_PRESETS)
     comment = c.string(data, "comment", required=kind == "lora") or ""
+    radio = dict(radio)
+    if kind == "lora" and "duty_cycle" not in radio:
+        radio["duty_cycle"] = duty_of(radio)[0]  # the region's
     return Board(name=name, path=path, description=description, chip=chip, flash_offset=offset,
-                 mpy_arch=want_arch, radio=dict(radio), pins=dict(pins), config=config or "medium",
+                 mpy_arch=want_arch, radio=radio, pins=dict(pins), config=config or "medium",
                  comment=comment)
 
 
@@ -251,12 +264,20 @@ def _check_lora(c: _Checker, radio: dict[str, Any], pins: dict[str, Any]) -> Non
     c.integer(radio, "coding_rate", 5, 8, p)
     c.integer(radio, "output_power", -9, 22, p)
     c.integer(radio, "preamble_len", 6, 65535, p)
+    region = c.string(radio, "region", p, LORA_REGIONS, required=False)
     dc = radio.get("duty_cycle")
-    if dc is None:
-        raise c.fail(p + "duty_cycle", "missing (fraction of airtime allowed, e.g. 0.01 for EU868 g1; 1 for none)")
-    if isinstance(dc, bool) or not isinstance(dc, (int, float)) or not 0 < dc <= 1:
+    if region is None and dc is None:
+        raise c.fail(p + "region", f"missing (one of {'/'.join(LORA_REGIONS)}, "
+                                   "or an explicit duty_cycle: the fraction of airtime allowed)")
+    if region is not None:
+        try:
+            region_of(radio)
+        except ValueError as e:  # the channel is outside the region's band
+            raise c.fail(p + "freq_khz", str(e)) from None
+    if dc is not None and (isinstance(dc, bool) or not isinstance(dc, (int, float)) or not 0 < dc <= 1):
         raise c.fail(p + "duty_cycle", f"must be a number in (0, 1], got {_js(dc)}")
     c.integer(radio, "duty_window_ms", 60000, 86400000, p, required=False)
+    c.integer(radio, "tx_queue", 1, 32, p, required=False)
     c.integer(radio, "mtu", 24, 255, p, required=False)
     c.integer(radio, "syncword", 0, 0xFFFF, p, required=False)
     if modem == "sx1276":

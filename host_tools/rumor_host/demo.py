@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from rumor_host.deploy import KeyFileError, describe_key, read_key_file
 from rumor_host.logs import Collector, wait_ready
 from rumor_host.report import analyse, plot, print_report, public, read_jsonl
 from rumor_host.serialio import PortError
@@ -19,12 +20,14 @@ from rumor_host.swarm import Swarm, SwarmError
 
 
 def run_demo(nodes: int, messages: int, topology: str, loss: float, interval_ms: int, seed: int,
-             out: Path, settle_s: float, echo: Any = print, node_config: dict[str, Any] | None = None
-             ) -> dict[str, Any]:
+             out: Path, settle_s: float, echo: Any = print, node_config: dict[str, Any] | None = None,
+             key: bytes | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
     with Swarm(nodes, topology, loss, seed, stats_interval_ms=0, node_config=node_config,
-               log=lambda s: None) as sw:
+               log=lambda s: None, key=key) as sw:
         echo(f"swarm: {nodes} virtual boards, {topology}, loss {loss:g}, ports in {sw.dir}")
+        if key is not None:
+            echo(f"network key: {describe_key(key)}, on every board")
         with Collector(sw.ports, out) as col:
             missing = wait_ready(col, sw.ports)
             if missing:
@@ -59,10 +62,18 @@ def run_demo(nodes: int, messages: int, topology: str, loss: float, interval_ms:
               help="the collected log (JSONL, replaced)")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="write the figures as JSON")
 @click.option("--plot", "plot_out", default=None, type=click.Path(dir_okay=False), help="write a PNG plot")
+@click.option("--key-file", default=None, type=click.Path(dir_okay=False), metavar="PATH",
+              help="run the mesh authenticated with this network key on every board "
+                   "(16..64 raw bytes or 32..128 hex digits, as for `rumor deploy --key-file`)")
 def demo_cmd(nodes: int, messages: int, topology: str, loss: float, interval_ms: int, seed: int,
-             settle_s: float, out: str, json_out: str | None, plot_out: str | None) -> None:
+             settle_s: float, out: str, json_out: str | None, plot_out: str | None,
+             key_file: str | None) -> None:
     """Swarm + inject + logs + report in one go: prints the delivery table."""
     p = Path(out)
+    try:
+        key = read_key_file(key_file) if key_file is not None else None
+    except KeyFileError as e:
+        raise click.ClickException(str(e)) from None
 
     def _term(*_: object) -> None:
         # SIGTERM/SIGHUP unwind through the `with Swarm` blocks like Ctrl-C
@@ -73,7 +84,8 @@ def demo_cmd(nodes: int, messages: int, topology: str, loss: float, interval_ms:
     old = {s: signal.signal(s, _term) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         p.unlink(missing_ok=True)
-        rep = run_demo(nodes, messages, topology, loss, interval_ms, seed, p, settle_s, click.echo)
+        rep = run_demo(nodes, messages, topology, loss, interval_ms, seed, p, settle_s, click.echo,
+                       key=key)
     except KeyboardInterrupt:
         raise click.Abort() from None
     except SwarmError as e:

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from rumor_host.serialio import LineReader, PortError, command, open_port
+from rumor_host.serialio import LineReader, PortError, close_port, command, open_port
 
 
 def inject_args(text: str | None, hex_payload: str | None, priority: int, req: int | None = None) -> str:
@@ -46,7 +46,9 @@ def inject_cmd(port: str, count: int, interval_ms: int, priority: int, hex_paylo
                text: str | None) -> None:
     """Publish TEXT (COUNT times) at the board on PORT; prints each message id.
 
-    With --count > 1 each text gets " #i" appended, so the messages differ."""
+    With --count > 1 each text gets " #i" appended, so the messages differ.
+    A port that is not there or vanishes midway: one error line, exit 1 (the
+    ids printed before it stand)."""
     inject_args(text, hex_payload, priority)  # bad payload: an error before opening anything
     try:
         ser = open_port(port)
@@ -56,13 +58,24 @@ def inject_cmd(port: str, count: int, interval_ms: int, priority: int, hex_paylo
         r = LineReader(ser)
         for i in range(count):
             t = text if (text is None or count == 1) else f"{text} #{i + 1}"
-            ev = command(ser, inject_args(t, hex_payload, priority, req=i + 1), ("publish",), reader=r)
+
+            def ours(ev: dict[str, object], req: int = i + 1) -> bool:
+                # this command's answer, not an earlier one still in the pipe
+                if ev.get("ev") == "error":
+                    return ev.get("cmd") in ("inject", None)
+                return ev.get("req") in (req, None)
+
+            ev = command(ser, inject_args(t, hex_payload, priority, req=i + 1), ("publish",),
+                         reader=r, accept=ours)
             if ev["ev"] == "error":
                 raise click.ClickException(f"{port}: the node refused: {ev.get('msg')}")
-            click.echo(ev["id"])
+            mid = ev.get("id")
+            if not isinstance(mid, str):
+                raise click.ClickException(f"{port}: the node's publish line has no message id: {ev}")
+            click.echo(mid)
             if i + 1 < count and interval_ms:
                 time.sleep(interval_ms / 1000.0)
     except PortError as e:
         raise click.ClickException(str(e)) from None
     finally:
-        ser.close()
+        close_port(ser)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+
+from rumor.console import PREFIX
 
 
 class ReportError(Exception):
@@ -39,28 +42,80 @@ def percentile(xs: list[float], p: float) -> float | None:
     return s[k]
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+class Records(list[dict[str, Any]]):
+    """The records of a run file, and how many of its lines were not records."""
+
+    skipped_lines: int = 0
+
+
+def read_jsonl(path: str | Path) -> Records:
+    """The records of a `rumor logs` file.  Lines that are not JSON objects (a
+    record cut short by a crash, bytes a dying disk or a power cut left) are
+    skipped and counted in .skipped_lines; a file with no record at all is
+    not a run (ReportError, naming its first bad line)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ReportError(f"{path}: not a text file (is this a `rumor logs` file?)") from None
+        data = p.read_bytes()
     except OSError as e:
         raise ReportError(f"{path}: cannot read: {e.strerror}") from None
-    out = []
-    lines = text.splitlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
+    out = Records()
+    first_bad: int | None = None
+    binary = 0
+    for i, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.strip(b" \t\r\x00")  # a power cut can leave NULs where a record was
+        if not raw:
             continue
         try:
-            rec = json.loads(line)
+            rec = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            rec, binary = None, binary + 1
         except ValueError:
-            if i == len(lines) or line.startswith('{"t":'):
-                continue  # a record cut short by a crash (the last line, or before a new run)
-            raise ReportError(f"{path}:{i}: not a JSON line (is this a `rumor logs` file?)") from None
+            rec = None
         if isinstance(rec, dict):
             out.append(rec)
+            continue
+        out.skipped_lines += 1
+        if first_bad is None:
+            first_bad = i
+    if first_bad is not None and not any("t" in r and "port" in r for r in out):
+        where = f"{path}: not a text file" if binary else f"{path}:{first_bad}: not a JSON line"
+        raise ReportError(f"{where} (is this a `rumor logs` file?)")
     return out
+
+
+_HEX8 = re.compile(r"[0-9a-fA-F]{8}")
+_HEX12 = re.compile(r"[0-9a-fA-F]{12}")
+
+
+def _node(v: Any) -> str:
+    if not isinstance(v, str) or not _HEX8.fullmatch(v):
+        raise ValueError("node")
+    return v.lower()
+
+
+def _time(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError("t")
+    return float(v)
+
+
+def _hops(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError("hops")
+    return v
+
+
+def _msg_id(ev: dict[str, Any]) -> tuple[str, str]:
+    """(id, origin) of a publish or deliver event: the id is 12 hex digits and
+    starts with the origin, or the event is not trusted."""
+    mid = ev.get("id")
+    if not isinstance(mid, str) or not _HEX12.fullmatch(mid):
+        raise ValueError("id")
+    mid = mid.lower()
+    origin = ev.get("origin", mid[:8])
+    if _node(origin) != mid[:8]:
+        raise ValueError("origin")
+    return mid, mid[:8]
 
 
 def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -68,6 +123,7 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
     msgs: dict[str, Msg] = {}
     disconnects = 0
     bad = 0
+    garbage = cut_events = long_lines = 0
     ports: set[str] = set()  # every port the collector connected to
     named: set[str] = set()  # ports that printed an event naming their node
     for r in records:
@@ -75,26 +131,41 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
             ports.add(str(r.get("port")))
         if r.get("collector") == "disconnected":
             disconnects += 1
+        if r.get("garbage") or (isinstance(r.get("line"), str) and "\ufffd" in r["line"]):
+            garbage += 1
+        if r.get("long"):
+            long_lines += 1
+        line = r.get("line")
+        if isinstance(line, str) and PREFIX in line:
+            cut_events += 1  # an event the board did not finish (a reset mid-print) or that came garbled
         ev = r.get("ev")
         if not isinstance(ev, dict):
             continue
         try:
-            node = str(ev.get("node", "?"))
-            if node not in ("00000000", "?"):
-                nodes.add(node)
-                named.add(str(r.get("port")))
+            node = _node(ev.get("node"))
             kind = ev.get("ev")
-            t = float(r.get("t", 0.0))
+            t = _time(r.get("t"))
             if kind == "publish":
-                m = msgs.setdefault(ev["id"], Msg(ev["id"], ev.get("origin", node)))
-                if m.t0 is None or t < m.t0:  # the first publish line, should one repeat
-                    m.t0 = t
+                mid, origin = _msg_id(ev)
+                if origin != node:
+                    raise ValueError("a node publishing another's message")
             elif kind == "deliver":
-                m = msgs.setdefault(ev["id"], Msg(ev["id"], ev.get("origin", "?")))
-                if node not in m.got:
-                    m.got[node] = (t, int(ev.get("hops", 0)))
+                mid, origin = _msg_id(ev)
+                nhops = _hops(ev.get("hops"))
         except (KeyError, TypeError, ValueError):
-            bad += 1  # an event missing its id, with a bad time or hop count: skipped
+            bad += 1  # an event with a garbled node, id, time or hop count: skipped, not guessed at
+            continue
+        if node != "00000000":
+            nodes.add(node)
+            named.add(str(r.get("port")))
+        if kind == "publish":
+            m = msgs.setdefault(mid, Msg(mid, origin))
+            if m.t0 is None or t < m.t0:  # the first publish line, should one repeat
+                m.t0 = t
+        elif kind == "deliver":
+            m = msgs.setdefault(mid, Msg(mid, origin))
+            if node not in m.got:
+                m.got[node] = (t, nhops)
     # a board that never printed an event is a node that got nothing, not no node
     nodes |= {f"port:{p}" for p in ports - named}
     n = len(nodes)
@@ -132,6 +203,10 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
         "hops_max": max(hops_all) if hops_all else None,
         "disconnects": disconnects,
         "bad_records": bad,
+        "skipped_lines": getattr(records, "skipped_lines", 0),
+        "cut_events": cut_events,
+        "garbage_lines": garbage,
+        "long_lines": long_lines,
         "per_message": per,
         "_latencies": lat_all,
         "_hops": hops_all,
@@ -173,6 +248,17 @@ def plot(rep: dict[str, Any], out: str | Path) -> None:
     plt.close(fig)
 
 
+def skipped_line(rep: dict[str, Any]) -> str:
+    """One line: what the report could not use, and why."""
+    parts = [(rep.get("skipped_lines", 0), "unreadable in the file (cut by a crash?)"),
+             (rep.get("cut_events", 0), "cut events (a board reset mid-line?)"),
+             (rep.get("garbage_lines", 0), "garbage from the boards"),
+             (rep.get("long_lines", 0), "pieces of over-long lines"),
+             (rep.get("bad_records", 0), "events with bad fields")]
+    said = [f"{n} {what}" for n, what in parts if n]
+    return "skipped: " + (", ".join(said) if said else "nothing")
+
+
 def print_report(rep: dict[str, Any], echo_table: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -192,6 +278,7 @@ def print_report(rep: dict[str, Any], echo_table: bool = True) -> None:
               f"{'n/a' if ratio is None else f'{ratio:.1%}'}  latency p50 {_f(rep['latency_ms_p50'])} ms"
               f"  p99 {_f(rep['latency_ms_p99'])} ms  hops mean {_f(rep['hops_mean'])} max "
               f"{_f(rep['hops_max'])}", markup=False)
+    con.print(skipped_line(rep), markup=False, soft_wrap=True)
 
 
 def _f(x: Any) -> str:

@@ -1,44 +1,88 @@
 """The host side of the console protocol (docs/console.md) over a serial port:
-a USB board's or a virtual board's pty, through pyserial."""
+a USB board's or a virtual board's pty, through pyserial.
+
+What a port can do to a reader, and what happens:
+- it vanishes (USB pulled, the pty's other end closed): PortError, one line
+  naming the port and the cause, never a driver's traceback;
+- it prints garbage (boot-loader noise at another baud rate, random bytes):
+  decoded with U+FFFD for bad UTF-8; `is_garbage()` tells such a line;
+- it prints without a newline for ever: lines are cut at MAX_LINE bytes
+  (Line.long), so memory stays bounded and nothing read is dropped;
+- it resets mid-print: `split_event()` finds the whole event after a cut one.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import time
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import serial
 
+from rumor.console import PREFIX
 from rumor.console import parse_event as _parse_event
+
+MAX_LINE = 16384  # bytes; a console line is at most a peers event of 250 peers (~10 KB)
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f\ufffd]")  # \t \r ESC are fine
 
 
 class PortError(Exception):
-    """A port that cannot be opened or went away; str() is one clear line."""
+    """A port that cannot be opened or went away; str() is one clear line
+    naming the port, .detail the cause alone."""
+
+    def __init__(self, msg: str, detail: str | None = None):
+        super().__init__(msg)
+        self.detail = detail if detail is not None else msg
+
+
+def _one_line(x: object) -> str:
+    return " ".join(str(x).split())
+
+
+def _cause(e: BaseException) -> str:
+    """One line for what a driver raised (its type too when it is no I/O error)."""
+    if isinstance(e, (serial.SerialException, OSError)):
+        return _one_line(e) or type(e).__name__
+    return _one_line(f"{type(e).__name__}: {e}")
 
 
 def open_port(port: str, timeout: float = 0.1) -> serial.Serial:
     """Open a board's REPL serial without resetting it (DTR/RTS left low)."""
     s = serial.Serial()
-    s.port = port
-    s.baudrate = 115200
-    s.timeout = timeout
-    s.dtr = False
-    s.rts = False
+    try:
+        s.port = port
+        s.baudrate = 115200
+        s.timeout = timeout
+        s.dtr = False
+        s.rts = False
+    except (ValueError, serial.SerialException) as e:  # pragma: no cover - a port name pyserial refuses
+        raise PortError(f"{port}: cannot open: {_one_line(e)}", _one_line(e)) from None
     try:
         s.exclusive = True
     except (ValueError, AttributeError):  # pragma: no cover - old pyserial / platform
         pass
     try:
         s.open()
-    except (serial.SerialException, OSError) as e:
-        raise PortError(_why(port, e)) from None
+    except (serial.SerialException, OSError, ValueError) as e:
+        msg = _why(port, e)
+        raise PortError(msg, msg[len(port) + 2:]) from None
     return s
+
+
+def close_port(ser: serial.Serial) -> None:
+    """Close, whatever state the port is in (closing a vanished USB port can fail too)."""
+    with contextlib.suppress(Exception):
+        ser.close()
 
 
 def _why(port: str, e: BaseException) -> str:
     if not os.path.exists(port):
         return f"{port}: no such port (is the board plugged in? `rumor swarm` prints its ports)"
-    msg = str(e)
+    msg = _one_line(e)
     if "lock" in msg.lower() or "busy" in msg.lower() or "Resource temporarily" in msg:
         return f"{port}: busy (another program has it open: mpremote, rumor logs, a terminal?)"
     if "Permission" in msg:
@@ -53,46 +97,129 @@ def parse_event(line: str) -> dict[str, Any] | None:
     return ev
 
 
+_DECODER = json.JSONDecoder()
+
+
+def split_event(line: str) -> tuple[dict[str, Any] | None, str, str]:
+    """(event, before, after) of a console line.
+
+    A plain event line gives (event, "", "").  A board that resets mid-print
+    leaves the start of one event and then a whole one on a line: the whole
+    one is the event, the cut start is `before` (it contains PREFIX, and is
+    never parsed into anything).  A whole event followed by noise without a
+    newline (a reset right after it) gives the noise as `after`.  No event:
+    (None, line, "")."""
+    i = line.find(PREFIX)
+    while i >= 0:
+        ev = _parse_event(line[i:])
+        if ev is not None:
+            return ev, line[:i], ""
+        body = line[i + len(PREFIX):]
+        try:
+            d, end = _DECODER.raw_decode(body)
+        except ValueError:
+            d = None
+        if isinstance(d, dict) and "ev" in d:
+            return d, line[:i], body[end:]
+        i = line.find(PREFIX, i + 1)
+    return None, line, ""
+
+
+def is_garbage(text: str) -> bool:
+    """A line with bytes that were not UTF-8 (U+FFFD) or control characters
+    no console prints: a boot loader at another baud rate, line noise."""
+    return _CONTROL.search(text) is not None
+
+
+def _dec(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+class Line(NamedTuple):
+    text: str
+    long: bool = False  # cut at MAX_LINE bytes: the rest of it is the next Line
+
+
 class LineReader:
-    """Lines from a serial port (\\n or \\r\\n ends one); partial lines kept."""
+    """Lines from a serial port (\\n or \\r\\n ends one); partial lines kept,
+    lines longer than max_line bytes cut into pieces."""
 
-    def __init__(self, ser: serial.Serial):
+    def __init__(self, ser: serial.Serial, max_line: int = MAX_LINE):
         self.ser = ser
+        self.max_line = max_line
         self._buf = b""
+        self._cont = False  # _buf continues a line already handed out in pieces
 
-    def read_lines(self) -> list[str]:
-        """Whatever complete lines have arrived (waits up to the port's timeout).
+    def read(self) -> list[Line]:
+        """Whatever lines have arrived (waits up to the port's timeout).
         Raises PortError when the port went away."""
         try:
             n = self.ser.in_waiting
             data = self.ser.read(n or 1)
-        except (serial.SerialException, OSError) as e:
-            raise PortError(f"{self.ser.port}: disconnected ({e})") from None
+        except Exception as e:  # SerialException, OSError, or a driver's surprise
+            detail = _cause(e)
+            raise PortError(f"{self.ser.port}: disconnected ({detail})", detail) from None
         if not data:
             return []
-        self._buf += data
-        *lines, self._buf = self._buf.split(b"\n")
-        return [ln.rstrip(b"\r").decode("utf-8", "replace") for ln in lines]
+        *done, rest = (self._buf + data).split(b"\n")
+        out: list[Line] = []
+        for raw in done:
+            cuts, raw = self._cut(raw)
+            out += [Line(_dec(c), True) for c in cuts]
+            out.append(Line(_dec(raw.rstrip(b"\r")), self._cont or bool(cuts)))
+            self._cont = False
+        cuts, self._buf = self._cut(rest)
+        out += [Line(_dec(c), True) for c in cuts]
+        self._cont = self._cont or bool(cuts)
+        return out
+
+    def _cut(self, raw: bytes) -> tuple[list[bytes], bytes]:
+        """raw as pieces of max_line bytes (never splitting a UTF-8 character)
+        and what is left."""
+        m = self.max_line
+        cuts: list[bytes] = []
+        while len(raw) > m:
+            k = m
+            while k > m - 3 and 0x80 <= raw[k] < 0xC0:
+                k -= 1
+            if 0x80 <= raw[k] < 0xC0:
+                k = m  # not UTF-8 anyway
+            cuts.append(raw[:k])
+            raw = raw[k:]
+        return cuts, raw
+
+    def read_lines(self) -> list[str]:
+        return [ln.text for ln in self.read()]
+
+    def take_tail(self) -> Line:
+        """The bytes read but not ended by a newline, decoded; forgotten here."""
+        tail, self._buf = self._buf, b""
+        line = Line(_dec(tail.rstrip(b"\r")), self._cont)
+        self._cont = False
+        return line
 
     def write_line(self, line: str) -> None:
         try:
             self.ser.write(line.encode() + b"\n")
             self.ser.flush()
-        except (serial.SerialException, OSError) as e:
-            raise PortError(f"{self.ser.port}: write failed ({e})") from None
+        except Exception as e:
+            detail = _cause(e)
+            raise PortError(f"{self.ser.port}: write failed ({detail})", detail) from None
 
 
 def command(ser: serial.Serial, line: str, want: tuple[str, ...], timeout: float = 5.0,
-            reader: LineReader | None = None) -> dict[str, Any]:
+            reader: LineReader | None = None,
+            accept: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
     """Send one command line; return the first event whose ev is in want (or
-    an error event).  PortError on timeout: the node is not running?"""
+    an error event) and that accept() takes.  PortError on timeout: the node
+    is not running?"""
     r = reader or LineReader(ser)
     r.write_line(line)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         for ln in r.read_lines():
-            ev = parse_event(ln)
-            if ev and (ev["ev"] in want or ev["ev"] == "error"):
+            ev, _, _ = split_event(ln)
+            if ev and (ev.get("ev") in want or ev.get("ev") == "error") and (accept is None or accept(ev)):
                 return ev
     raise PortError(f"{ser.port}: no answer to {line.split()[0]} in {timeout:g} s "
                     "(is the node running? Ctrl-C or mpremote leaves it at the REPL: reset it)")

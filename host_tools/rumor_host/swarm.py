@@ -12,6 +12,10 @@ command.  Output while no tool has the port open is dropped, as a UART's is.
 
 A board whose process exits (machine.soft_reset(), a crash) is restarted, as
 a board reboots.  unplug()/replug() make the port vanish and come back.
+
+With a network key every board's folder gets it as rumor.key, as `rumor
+deploy --key-file` puts it on a real board, so the whole mesh runs
+authenticated.
 """
 
 from __future__ import annotations
@@ -176,8 +180,23 @@ class VirtualBoard:
                 os.close(fd)
 
     # -- relay (one thread per board) -----------------------------------------------
+    def _say(self, msg: str) -> None:
+        with contextlib.suppress(Exception):  # a closed stderr must not stop the relay
+            self.log(msg)
+
     def _relay(self) -> None:
+        """Bytes both ways between the board and its port, until stop().  Never
+        dies of an error: it says so in one line and carries on."""
+        while not self._stop.is_set():
+            try:
+                self._relay_loop()
+            except Exception as e:
+                self._say(f"{self.name}: relay error ({type(e).__name__}: {e}); carrying on")
+                self._stop.wait(0.5)
+
+    def _relay_loop(self) -> None:
         quick = 0
+        said: set[int] = set()  # errnos already reported
         started = time.monotonic()
         while not self._stop.is_set():
             with self._lock:
@@ -189,15 +208,19 @@ class VirtualBoard:
                 rc = proc.returncode
                 quick = quick + 1 if time.monotonic() - started < 2 else 0
                 if quick > 5:
-                    self.log(f"{self.name}: exits at once (code {rc}); not restarting")
+                    self._say(f"{self.name}: exits at once (code {rc}); not restarting")
                     with self._lock:
                         self.proc = None
                 else:
-                    self.log(f"{self.name}: process exited (code {rc}), rebooting")
+                    self._say(f"{self.name}: process exited (code {rc}), rebooting")
                     with self._lock:
                         if self.plugged:
-                            self._spawn()
-                            self.restarts += 1
+                            try:
+                                self._spawn()
+                                self.restarts += 1
+                            except (OSError, SwarmError) as e:
+                                self.proc = None
+                                self._say(f"{self.name}: cannot restart: {e}")
                     started = time.monotonic()
             fds = [self.m1]
             hup = True
@@ -218,9 +241,10 @@ class VirtualBoard:
                 except BlockingIOError:
                     continue
                 except OSError as e:
-                    if e.errno in (errno.EIO, errno.EBADF):
-                        continue
-                    raise
+                    if e.errno not in (errno.EIO, errno.EBADF) and e.errno not in said:
+                        said.add(e.errno or 0)  # once each: a hung-up side keeps failing
+                        self._say(f"{self.name}: read error on its pty ({e.strerror}); carrying on")
+                    continue
                 if fd == self.m1:
                     if not hup and m2 >= 0:
                         with contextlib.suppress(OSError):  # a full tool side drops, as a UART does
@@ -248,11 +272,19 @@ class Swarm:
     def __init__(self, nodes: int = 4, topology: str = "grid", loss: float = 0.0, seed: int = 1,
                  run_dir: str | os.PathLike[str] | None = None, level: str = "info",
                  stats_interval_ms: int = 10000, node_config: dict[str, Any] | None = None,
-                 delay_ms: str = "1,4", log: Callable[[str], None] | None = None):
+                 delay_ms: str = "1,4", log: Callable[[str], None] | None = None,
+                 key: bytes | None = None):
+        from rumor_host.deploy import KeyFileError, check_key
+
         if nodes < 1:
             raise SwarmError("--nodes must be at least 1")
         if not 0.0 <= loss < 1.0:
             raise SwarmError("--loss must be in [0, 1)")
+        if key is not None:
+            try:
+                check_key(key)
+            except KeyFileError as e:
+                raise SwarmError(str(e)) from None
         self.n = nodes
         self.topology = topology
         self.loss = loss
@@ -261,6 +293,7 @@ class Swarm:
         self.stats_interval_ms = stats_interval_ms
         self.node_config = node_config or {}
         self.delay_ms = delay_ms
+        self.key = key
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
         self._own_dir = run_dir is None
         self.dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="rumor-swarm-"))
@@ -324,9 +357,21 @@ class Swarm:
             board["node"] = {"level": self.level, "stats_interval_ms": self.stats_interval_ms,
                              "config": self.node_config}
             (folder / "board.json").write_text(json.dumps(board, indent=1) + "\n")
+            self._set_key(folder)
             vb = VirtualBoard(i, nid, folder, self.dir / f"node{i + 1:02d}.tty", board, env, self.log)
             self.boards.append(vb)
             vb.start()
+
+    def _set_key(self, folder: Path) -> None:
+        """The board's network key as this swarm says (a folder reused from
+        an earlier run keeps no key, nor the network clock of another mesh)."""
+        from rumor_host.deploy import KEY_FILE, TIME_FILES, write_secret
+
+        for name in (KEY_FILE, *TIME_FILES):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
+        if self.key is not None:
+            write_secret(folder / KEY_FILE, self.key)
 
     def stop(self) -> None:
         for b in self.boards:
@@ -349,7 +394,11 @@ class Swarm:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def describe(self) -> list[str]:
-        out = [f"medium: 127.0.0.1:{self.medium_port} (udp), {self.n} nodes, {self.topology}, loss {self.loss}"]
+        from rumor_host.deploy import describe_key
+
+        out = [f"medium: 127.0.0.1:{self.medium_port} (udp), {self.n} nodes, {self.topology}, loss {self.loss}",
+               "network key: " + (f"{describe_key(self.key)}, on every board" if self.key is not None
+                                  else "none (open mesh)")]
         for b in self.boards:
             out.append(f"{b.name} id {b.node_id:08x}: {b.port} -> {b.s2_name}   folder {b.folder}")
         return out
@@ -408,18 +457,25 @@ def _parse_kv(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--stats-ms", default=10000, show_default=True, help="periodic stats event (0: none)")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
               help="a gossip Config field for every node, e.g. --set mode=flood")
+@click.option("--key-file", default=None, type=click.Path(dir_okay=False), metavar="PATH",
+              help="network key for every board (16..64 raw bytes or 32..128 hex digits, as for "
+                   "`rumor deploy --key-file`): the whole mesh runs authenticated; the key is "
+                   "shown only as its length and fingerprint")
 def swarm_cmd(nodes: int, topology: str, loss: float, seed: int, run_dir: str | None,
-              level: str, stats_ms: int, sets: tuple[str, ...]) -> None:
+              level: str, stats_ms: int, sets: tuple[str, ...], key_file: str | None) -> None:
     """Start NODES virtual boards (MicroPython unix port, one pty each) and the
     virtual radio medium; print their ports; Ctrl-C stops everything."""
+    from rumor_host.deploy import KeyFileError, read_key_file
+
     try:
         cfg = _parse_kv(sets)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--set") from None
     try:
+        key = read_key_file(key_file) if key_file is not None else None
         sw = Swarm(nodes, topology, loss, seed, run_dir, level, stats_ms, cfg,
-                   log=lambda s: click.echo(s, err=True))
+                   log=lambda s: click.echo(s, err=True), key=key)
         run_forever(sw, click.echo)
-    except SwarmError as e:
+    except (SwarmError, KeyFileError) as e:
         raise click.ClickException(str(e)) from None
 

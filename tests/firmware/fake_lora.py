@@ -11,6 +11,8 @@
 #
 # Transmissions are delivered at once to every other modem on the same
 # frequency, SF and bandwidth, with the rssi of the link (ether.link()).
+# With ether.clock set (a fwtest.Clock), a send takes its time on air: the
+# clock moves on by it, and ether.onair records (modem index, start, end).
 import asyncio
 
 import fwtest
@@ -24,6 +26,8 @@ class Ether:
         self.rssi = {}  # (from index, to index) -> rssi
         self.default_rssi = -90
         self.sent = []  # (modem index, bytes)
+        self.clock = None  # a fwtest.Clock that sends advance by their airtime
+        self.onair = []  # (modem index, start ms, end ms), with a clock
 
     def link(self, a, b, rssi=None):
         r = self.default_rssi if rssi is None else rssi
@@ -159,6 +163,11 @@ class _FakeModem:
             raise ValueError("packet too long")
         data = bytes(packet)
         ether.sent.append((self.index, data))
+        clock = ether.clock
+        if clock is not None:
+            start = clock.read()
+            clock.advance((self.get_time_on_air_us(len(data)) + 999) // 1000)
+            ether.onair.append((self.index, start, clock.read()))
         for other in ether.modems:
             if other is self:
                 continue

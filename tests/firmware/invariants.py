@@ -49,3 +49,7 @@ def check(g):
     s = g.stats()
     assert s["message_count"] == r.count and s["seen_count"] == d.used
     assert s["delivered"] <= s["frames_in"]
+    # every frame is counted at most once among the ways of dropping it
+    dropped = s["malformed"] + s["bad_tag"] + s["stale"] + s["rate_limited"] + s["forgotten"]
+    assert s["delivered"] + dropped <= s["frames_in"], s
+    assert s["bad_tag"] == 0 or g._auth is not None

@@ -12,8 +12,9 @@ def addr_of(i):
 
 
 class Net:
-    def __init__(self, n, cfg=None, links=None, seed=1, base_id=0x0A000000, t0=0):
+    def __init__(self, n, cfg=None, links=None, seed=1, base_id=0x0A000000, t0=0, key=None):
         self.t = t0
+        self.key = key  # the network key every node gets (None: an open mesh)
         self.cfg = cfg or Config.medium(relay_delay_ms=0)
         random.seed(seed)
         self.nodes = []
@@ -34,9 +35,10 @@ class Net:
         # what time.ticks_ms() returns on an ESP32: wraps at 2**30
         return self.t & 0x3FFFFFFF
 
-    def add_node(self, node_id, cfg=None):
+    def add_node(self, node_id, cfg=None, key=0):
         i = len(self.nodes)
-        g = Gossip(cfg or self.cfg, node_id, self.clock, random.getrandbits)
+        g = Gossip(cfg or self.cfg, node_id, self.clock, random.getrandbits,
+                   key=self.key if key == 0 else key)
         got = []
         g.on_message(lambda m, got=got: got.append((m.origin, m.seq, m.payload(), m.hops)))
         g.on_forward(lambda f, to, i=i: self.queue.append((i, bytes(f), None if to is None else list(to))))

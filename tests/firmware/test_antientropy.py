@@ -183,3 +183,20 @@ def test_what_a_full_ring_evicted_is_not_taken_for_a_loss():
     ack.advance(10)
     a.tick()
     assert [wire.decode(f)["seq"] for f, _to in asent if wire.decode(f)["type"] == "data"] == [1]
+
+
+def test_a_late_joiner_announces_itself_and_is_caught_up_at_once():
+    # all quiet for long: Trickle is at its longest interval.  The newcomer's
+    # first digest is empty, but it is sent, and a neighbour that holds
+    # something answers it with a digest at the shortest interval
+    cfg = Config.small(relay_delay_ms=20, gossip_interval_ms=500,  # longest interval 16 s
+                       max_message_age_ms=120000)
+    net = Net(3, cfg=cfg)
+    net.nodes[0].publish(b"one")
+    net.nodes[1].publish(b"two")
+    net.run(40000)
+    late = net.add_node(0x0B000000)
+    net.link(2, 3)
+    net.run(3000)
+    assert sorted(p for _o, _s, p, _h in net.got[3]) == [b"one", b"two"]
+    assert late.stats()["requests_out"] >= 1

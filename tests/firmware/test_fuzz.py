@@ -9,6 +9,7 @@ from invariants import check
 from rumor import Config, Gossip, wire
 
 _FRAMES = 1500
+KEY = b"fuzzing-network-key-0123"
 
 
 def _valid(rnd):
@@ -37,17 +38,20 @@ def _mutate(f, rnd):
     return bytes(f)
 
 
-def _fuzz(cfg, seed):
+def _fuzz(cfg, seed, key=None):
     random.seed(seed)
     rnd = random.getrandbits
     ck = Clock()
-    g = Gossip(cfg, 0x0A0B0C0D, ck.read, rnd)
+    g = Gossip(cfg, 0x0A0B0C0D, ck.read, rnd, key=key)
     out = []
     g.on_forward(lambda f, to: out.append(len(f)))
     g.on_message(lambda m: out.append(m.seq))
     g.start()
+    extra = 0
     for n in range(_FRAMES):
         f = _valid(rnd)
+        if key is not None and rnd(2):  # sealed, stamped around our network clock
+            f = wire.seal(f, key, max(0, ck.t // 64 - rnd(11)), cfg.tag_len)
         if rnd(1):
             f = _mutate(f, rnd)
         g.receive(f, bytes((2, 0, 0, 0, 0, rnd(3))), -40 - rnd(6))
@@ -55,8 +59,11 @@ def _fuzz(cfg, seed):
         g.tick()
         if n % 97 == 0:
             g.publish(bytes(rnd(4)), rnd(2))
+        if key is not None and n % 13 == 0 and out:
+            g.receive(_mutate(bytes(rnd(8) for _ in range(20)), rnd))
+            extra += 1
         check(g)
-    assert g.stats()["frames_in"] == _FRAMES
+    assert g.stats()["frames_in"] == _FRAMES + extra
     return g
 
 
@@ -71,3 +78,10 @@ def test_fuzz_unicast_rounds_and_flood():
                        gossip_interval_ms=50), 2)
     _fuzz(Config.small(mode="hybrid", ring_slots=4, dedup_slots=16, max_peers=2), 3)
     _fuzz(Config.small(mode="flood", relay_delay_ms=0, ring_slots=4, dedup_slots=16), 4)
+
+
+def test_fuzz_with_a_network_key():
+    g = _fuzz(Config.small(ring_slots=8, dedup_slots=32, max_peers=4, relay_delay_ms=20), 5, KEY)
+    s = g.stats()
+    # sealed frames got in, forged and mutated ones were dropped, replays refused
+    assert s["delivered"] > 0 and s["bad_tag"] > 0 and s["stale"] > 0

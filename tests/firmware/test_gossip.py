@@ -377,3 +377,27 @@ def test_a_message_the_full_dedup_table_forgot_is_not_delivered_twice():
     # while a message born after the last forgetting is new, whatever its seq
     ck.advance(5)
     assert g.receive(wire.encode_data(11, 0, b"fresh"), addr_of(11), -80) is True
+
+
+def test_our_own_message_is_never_new_to_us_even_when_forgotten():
+    # a node publishing faster than its 4-slot dedup table remembers hears
+    # its first message relayed back: a copy, not a message to deliver again
+    ck = Clock(1000)
+    cfg = Config.small(relay_delay_ms=0, ring_slots=4, dedup_slots=4, rate_limit=0, origin_rate=0)
+    g = Gossip(cfg, 0x0A0B0C0D, ck.read, random.getrandbits)
+    out = []
+    got = []
+    g.on_forward(lambda f, to: out.append(bytes(f)))
+    g.on_message(lambda m: got.append(m.seq))
+    g.start()
+    g.publish(b"first")
+    first = out[-1]
+    for _k in range(12):
+        ck.t += 1
+        g.publish(b"more")
+    relayed = bytearray(first)
+    relayed[4:8] = b"\x01\x02\x03\x04"  # as a neighbour sends it on
+    relayed[2] = 1
+    before = len(out)
+    assert g.receive(bytes(relayed), b"\x02\x00\x00\x00\x00\x01") is False
+    assert got == [] and len(out) == before

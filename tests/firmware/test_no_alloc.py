@@ -40,7 +40,7 @@ def _peer(n):
 
 
 def test_new_messages_and_immediate_relays_allocate_nothing():
-    g, c, ck = _setup(Config.small(relay_delay_ms=0))
+    g, c, ck = _setup(Config.small(relay_delay_ms=0, rate_limit=0, origin_rate=0))
     frames = [wire.encode_data(0x01020304, s, bytes(100), sender=0x01020304) for s in range(_N)]
     frm = _peer(1)
 
@@ -76,7 +76,8 @@ def test_duplicates_allocate_nothing():
 
 
 def test_delayed_relays_and_ticks_allocate_nothing():
-    g, c, ck = _setup(Config.small(relay_delay_ms=40, suppress_count=0, gossip_interval_ms=100))
+    g, c, ck = _setup(Config.small(relay_delay_ms=40, suppress_count=0, gossip_interval_ms=100,
+                                   rate_limit=0, origin_rate=0))
     frames = [wire.encode_data(0x01020304, s, bytes(50), sender=0x01020304) for s in range(_N)]
     frm = _peer(1)
 

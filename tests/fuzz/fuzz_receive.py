@@ -2,8 +2,9 @@
 
     python tests/fuzz/fuzz_receive.py -runs=1000000
 
-Each input drives one of four engines (broadcast gossip, unicast rounds,
-hybrid, flood; small tables so that they fill and cycle): a clock step, a
+Each input drives one of five engines (broadcast gossip, unicast rounds,
+hybrid, flood, and broadcast gossip with a network key; small tables so
+that they fill and cycle): a clock step, a
 frame (well-formed with fuzzed fields, the fuzzer's bytes spliced into a
 valid frame, or raw bytes), who sent it and at what rssi, sometimes a tick
 or a publish.  Any exception escaping receive()/tick() is a crash, and the
@@ -42,9 +43,12 @@ CONFIGS = [
     Config.small(mode="hybrid", ring_slots=4, dedup_slots=8, max_peers=3, suppress_rssi=0),
     Config.small(mode="flood", relay_delay_ms=0, ring_slots=4, dedup_slots=8, max_peers=3),
 ]
+KEY = b"fuzzing-network-key-0123"
+CONFIGS.append(Config.small(ring_slots=6, dedup_slots=16, max_peers=4, relay_delay_ms=20, settle_ms=50))
 ENGINES = []
 for i, cfg in enumerate(CONFIGS):
-    g = Gossip(cfg, 0x0A0B0C00 + i, CLOCK.read, random.Random(i).getrandbits)
+    g = Gossip(cfg, 0x0A0B0C00 + i, CLOCK.read, random.Random(i).getrandbits,
+               key=KEY if i == len(CONFIGS) - 1 else None)
     g.on_forward(lambda frame, to: None)
     g.on_message(lambda msg: msg.payload())
     g.start()
@@ -94,12 +98,17 @@ def one_input(data):
     g = ENGINES[fdp.ConsumeIntInRange(0, len(ENGINES) - 1)]
     CLOCK.t += fdp.ConsumeIntInRange(0, 3000)
     frame = _frame(fdp)
+    if g._auth is not None and len(frame) >= 8 and fdp.ConsumeBool():  # sealed, with a fuzzed stamp
+        frame = wire.seal(frame, KEY, (CLOCK.t >> 6) - fdp.ConsumeIntInRange(-100, 5000))
+        if fdp.ConsumeBool() and frame:  # and then one byte changed
+            at = fdp.ConsumeIntInRange(0, len(frame) - 1)
+            frame = frame[:at] + bytes([frame[at] ^ (1 + fdp.ConsumeIntInRange(0, 254))]) + frame[at + 1:]
     peer = PEERS[fdp.ConsumeIntInRange(0, len(PEERS) - 1)] if fdp.ConsumeBool() else None
     g.receive(frame, peer, fdp.ConsumeIntInRange(-120, 0))
     if fdp.ConsumeBool():
         g.tick()
     if fdp.ConsumeIntInRange(0, 15) == 0:
-        g.publish(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, g.config.max_payload)),
+        g.publish(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, g._max_payload)),
                   fdp.ConsumeIntInRange(0, 3))
     check(g)
 

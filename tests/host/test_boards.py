@@ -79,6 +79,13 @@ _DELETE = object()
     ({"pins__dio0": _DELETE}, "field 'pins.dio0': missing"),
     ({"pins__cs": 99}, "field 'pins.cs': must be a GPIO 0..48, got 99"),
     ({"radio__duty_cycle": 0}, "field 'radio.duty_cycle'"),
+    ({"radio__region": "EU915"},
+     "field 'radio.region': must be one of EU868/EU868-G3/EU433/US915/AU915/AS923/IN865, got \"EU915\""),
+    ({"radio__region": _DELETE}, "field 'radio.region': missing (one of EU868/EU868-G3/"),
+    ({"radio__freq_khz": 869525}, "field 'radio.freq_khz': LoRa channel 869525 kHz (bw 125 kHz) "
+                                  "is outside region EU868 (868000-868600 kHz)"),
+    ({"radio__region": "US915"}, "field 'radio.freq_khz': LoRa channel 868100 kHz"),
+    ({"radio__tx_queue": 0}, "field 'radio.tx_queue': must be 1..32, got 0"),
     ({"config": "huge"}, "field 'config': must be one of small/medium/large"),
     ({"radio__fs": 9}, "field 'radio.fs': unknown field"),
     ({"name": "other"}, "field 'name': must match the file name"),
@@ -113,3 +120,29 @@ def test_rumor_boards_lists_them():
     for name in EXPECTED:
         assert name in r.output
     assert "SX1262" in r.output and "0x1000" in r.output
+
+
+def test_lora_boards_name_their_region():
+    from rumor.radio_lora import duty_of
+
+    for name in ("heltec-v2", "heltec-v3", "tbeam", "t3-s3"):
+        b = load_board(name)
+        raw = json.loads(b.path.read_text())["radio"]
+        assert raw["region"] == "EU868" and "duty_cycle" not in raw  # the region says it
+        assert b.radio["duty_cycle"] == 0.01  # ... and the loaded board states it
+        assert duty_of(raw) == (0.01, 3600000, 0)  # as the firmware reads the file
+
+
+def test_region_overrides_and_other_regions(tmp_path):
+    # an explicit duty_cycle overrides the region's (and is kept as written)
+    b = load_board(_write(tmp_path, "a", radio__duty_cycle=0.005))
+    assert b.radio["duty_cycle"] == 0.005 and b.radio["region"] == "EU868"
+    # sub-band g3 at 869.525 MHz: 10%
+    b = load_board(_write(tmp_path, "b", radio__region="EU868-G3", radio__freq_khz=869525))
+    assert b.radio["duty_cycle"] == 0.1
+    # US915: no duty-cycle limit (its dwell time is the firmware's to enforce)
+    b = load_board(_write(tmp_path, "c", radio__region="US915", radio__freq_khz=915000))
+    assert b.radio["duty_cycle"] == 1
+    # no region but an explicit duty cycle: fine, as before regions
+    b = load_board(_write(tmp_path, "d", radio__region=_DELETE, radio__duty_cycle=0.01))
+    assert "region" not in b.radio and b.radio["duty_cycle"] == 0.01

@@ -43,6 +43,8 @@ def test_deploy_to_a_virtual_board(swarm):
     answer(b.port, "!help", "help")
     r = CliRunner().invoke(main, ["deploy", "--port", b.port, "--board", "unix", "--node-id", "0x2a"])
     assert r.exit_code == 0, r.output
+    assert "network key: none (open mesh" in r.output  # the swarm was started without one
+    assert not (b.folder / "rumor.key").exists()
     assert (b.folder / "main.py").is_file()
     mpys = sorted(p.name for p in (b.folder / "rumor").iterdir())
     assert "gossip.mpy" in mpys and "node.mpy" in mpys and not any(n.endswith(".py") for n in mpys)

@@ -211,3 +211,78 @@ def test_cli_bad_input(args, needle):
     res = CliRunner().invoke(sim, args)
     assert res.exit_code == 2
     assert needle in res.output
+
+
+# -- airtime per node and the duty-cycle budget ------------------------------------------------
+
+def test_airtime_per_node_summary():
+    rep = _run(["flood", "rumor"], nodes=40, messages=5, loss=0.1)
+    for m in rep["results"].values():
+        a = m["airtime_per_node"]
+        assert a["max_ms"] >= a["p99_ms"] >= a["p50_ms"] > 0
+        assert a["max_ms"] >= a["mean_ms"] > 0
+        assert a["duty_max"] == pytest.approx(a["max_ms"] * 1000 / (m["sim_ms"] * 1000), abs=1e-6)
+        assert a["duty_max"] == pytest.approx(m["duty_cycle_max"], abs=1e-6)
+        top = a["top"]
+        assert len(top) == 5 and top[0]["airtime_ms"] == a["max_ms"]
+        assert [t["airtime_ms"] for t in top] == sorted((t["airtime_ms"] for t in top), reverse=True)
+        # every node's airtime adds up to what went on air (broadcasts only: no MAC ACKs)
+        assert a["mean_ms"] * 40 == pytest.approx(m["airtime_ms_per_message"] * 5, rel=1e-3)
+        assert "duty_budget" not in m  # ESP-NOW has no duty cycle
+
+
+def test_lora_no_node_exceeds_its_duty_budget():
+    rep = _run(["flood", "rumor"], nodes=40, radio="lora", sf=10, messages=5, degree=8)
+    for m in rep["results"].values():
+        d = m["duty_budget"]
+        assert d["ok"] and d["bucket_ok"] and d["window_ok"]
+        assert d["duty_cycle"] == 0.01 and d["window_s"] == 3600
+        assert 0 < d["worst_window_airtime_ms"] <= d["window_limit_ms"] == 36_000
+        a = m["airtime_per_node"]
+        assert d["worst_window_airtime_ms"] == pytest.approx(a["max_ms"], abs=0.01)
+
+
+def test_duty_budget_check_catches_an_overdrawn_node():
+    from rumor_host.sim.engine import duty_budget_check
+
+    cap = 3600e6 * 0.01  # 36 s of airtime
+    fine = [[(k * 10_000_000, 100_000) for k in range(10)]]  # 0.1 s every 10 s: 1%
+    assert duty_budget_check(fine, 0.01, cap, 100_000_000)["ok"]
+    # 40 s on air in the first minute: more than an hour's budget
+    hog = [[(k * 1_000_000, 1_000_000) for k in range(40)]]
+    d = duty_budget_check(fine + hog, 0.01, cap, 100_000_000)
+    assert not d["ok"] and not d["bucket_ok"] and not d["window_ok"]
+    assert d["worst_window_node"] == 1 and d["worst_window_airtime_ms"] == 40_000
+    assert d["worst_60s_fraction"] == pytest.approx(40 / 60, abs=1e-3)
+
+
+def test_cli_prints_airtime_and_duty_budget():
+    res = CliRunner().invoke(sim, ["--nodes", "30", "--messages", "3", "--strategy", "rumor",
+                                   "--radio", "lora", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "airtime per node" in res.output
+    assert "duty budget, rumor: no node exceeded it" in res.output
+
+
+def test_partition_in_the_middle_of_the_run():
+    # a line of 10 cut between nodes 4 and 5 from 1.5 s to 8 s: the first message
+    # (1.0 s) crosses before the cut, the others (2.0, 3.0 s) only after the heal
+    rep = _run(["flood", "rumor"], nodes=10, topology="line", messages=3, source=0,
+               interval_ms=1000, partition_start_ms=1500, partition_ms=8000, settle_ms=60_000)
+    r = rep["results"]
+    assert r["flood"]["delivery_ratio"] == pytest.approx((9 + 4 + 4) / 27)
+    assert r["rumor"]["delivery_ratio"] == 1.0
+    assert r["rumor"]["latency_ms_max"] >= 8000 - 3000
+    with pytest.raises(ValueError, match="partition_start_ms"):
+        SimParams(nodes=10, partition_start_ms=5000, partition_ms=3000).check()
+
+
+def test_radio_queue_limit_drops_what_does_not_fit():
+    # five messages from one node at once: its radio holds one frame, the
+    # other four are refused (as ESP-NOW's driver refuses a send when full)
+    p = dict(nodes=12, topology="complete", messages=5, interval_ms=0, source=0)
+    unlimited = _run(["flood"], **p)["results"]["flood"]
+    limited = _run(["flood"], txq_limit=1, **p)["results"]["flood"]
+    assert unlimited["txq_dropped"] == 0 and unlimited["delivery_ratio"] == 1.0
+    assert limited["txq_dropped"] >= 4
+    assert limited["delivery_ratio"] < 1.0

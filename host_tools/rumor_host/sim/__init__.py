@@ -7,7 +7,9 @@ Gossip per node, on a discrete-event clock and a modelled radio.
 
 One module per idea: radio (airtime, MAC), topology (graphs, partition, churn),
 strategies (the Configs compared), engine (the event loop), bounds (reference
-figures), metrics (what a run measured), plot, bench (`make bench`), cli.
+figures), metrics (what a run measured), plot, bench (`make bench`), cli,
+resilience (`make resilience`: faults and attackers) and fairness (`make
+fairness`: one node flooding).
 """
 
 from .engine import SimParams, simulate

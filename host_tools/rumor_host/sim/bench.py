@@ -82,8 +82,10 @@ def targets(runs: dict) -> list[str]:
     for key, r in runs.items():
         if key.startswith("lora"):
             ru, fl = r["results"]["rumor"], r["results"]["flood"]
-            ok = ru["duty_cycle_max"] < 0.01 and ru["delivery_ratio"] >= 0.99
+            budget = all(m.get("duty_budget", {}).get("ok", True) for m in r["results"].values())
+            ok = ru["duty_cycle_max"] < 0.01 and ru["delivery_ratio"] >= 0.99 and budget
             out.append(f"- {key}: {'met' if ok else 'MISSED'}: rumor duty max {ru['duty_cycle_max']:.3%}, "
+                       f"{'no node of any strategy over its duty budget in any hour' if budget else 'a node OVER its duty budget'}, "
                        f"delivery {ru['delivery_ratio']:.2%}; flood collided receptions/message "
                        f"{fl['collided_rx_per_message']}, delivery {fl['delivery_ratio']:.2%}")
     return out

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .engine import SimParams, simulate
-from .report import rich_table, write_json
+from .report import budget_text, rich_airtime_table, rich_table, write_json
 from .strategies import DEFAULT_ORDER, STRATEGIES, parse_strategies
 from .topology import TOPOLOGIES
 
@@ -73,7 +73,11 @@ def run_with_progress(params: SimParams, names: list[str], console: Console,
 @click.option("--downtime-ms", type=click.IntRange(min=0), default=2000, show_default=True,
               help="How long a rebooting node stays off.")
 @click.option("--partition-ms", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Links across x = 0.5 are down from the start until this time (0: none).")
+              help="Links across x = 0.5 are down until this time (0: none).")
+@click.option("--partition-start-ms", type=click.IntRange(min=0), default=0, show_default=True,
+              help="When the partition begins (0: at the start).")
+@click.option("--txq-limit", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Frames a node's radio holds waiting for the air; more are dropped (0: no limit).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report as JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -82,7 +86,7 @@ def run_with_progress(params: SimParams, names: list[str], console: Console,
 def sim(nodes: int, topology: str, degree: float, loss: float, radio: str, sf: int,
         strategies: list[str], messages: int, seed: int, payload: int, interval_ms: float | None,
         settle_ms: int | None, churn: float, downtime_ms: int, partition_ms: int,
-        json_out: str | None, plot_out: str | None, quiet: bool) -> None:
+        partition_start_ms: int, txq_limit: int, json_out: str | None, plot_out: str | None, quiet: bool) -> None:
     """Simulate a mesh running the real gossip core and compare strategies.
 
     Every node runs firmware/rumor's Gossip under CPython with a simulated
@@ -101,9 +105,11 @@ def sim(nodes: int, topology: str, degree: float, loss: float, radio: str, sf: i
     params = SimParams(nodes=nodes, topology=topology, degree=degree, loss=loss, radio=radio,
                        sf=sf, messages=messages, seed=seed, payload=payload,
                        interval_ms=interval_ms, settle_ms=settle_ms, churn=churn,
-                       downtime_ms=downtime_ms, partition_ms=partition_ms)
+                       downtime_ms=downtime_ms, partition_ms=partition_ms,
+                       partition_start_ms=partition_start_ms, txq_limit=txq_limit)
     console = Console(stderr=True)
     try:
+        params.check()
         report = run_with_progress(params, strategies, console, show=not quiet)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
@@ -112,6 +118,12 @@ def sim(nodes: int, topology: str, degree: float, loss: float, radio: str, sf: i
         out = Console(width=180)
     out.print(rich_table(report, title=f"rumor sim: {nodes} nodes, {topology}, loss {loss}, "
                                              f"{report['params']['radio_model']}, seed {seed}"))
+    out.print(rich_airtime_table(report))
+    for name, m in report["results"].items():
+        if m.get("duty_budget"):
+            ok = m["duty_budget"]["ok"]
+            out.print(f"duty budget, {name}: {'no node exceeded it' if ok else 'EXCEEDED'} "
+                      f"({budget_text(m)})")
     if json_out:
         write_json(report, json_out)
         console.print(f"wrote {json_out}")

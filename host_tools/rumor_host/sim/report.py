@@ -1,4 +1,4 @@
-"""The table a run prints (rich) and writes (Markdown), and its JSON."""
+"""The tables a run prints (rich) and writes (Markdown), and its JSON."""
 
 from __future__ import annotations
 
@@ -70,6 +70,49 @@ def markdown_table(report: dict, title: str | None = None) -> str:
         lines.append("| " + " | ".join(r) + " |")
     lines += ["", bounds_line(report), ""]
     return "\n".join(lines)
+
+
+AIRTIME_HEAD = ["strategy", "max ms", "p99 ms", "p50 ms", "mean ms", "duty max", "duty p99",
+                "duty p50", "duty mean", "top 5 nodes (ms)", "duty budget"]
+
+
+def budget_text(m: dict) -> str:
+    """The duty-cycle verdict of one strategy's run ('-' with no duty cycle)."""
+    d = m.get("duty_budget")
+    if not d:
+        return "-"
+    win = f"{d['window_s'] / 3600:g} h" if d["window_s"] >= 3600 else f"{d['window_s']:g} s"
+    if d["ok"]:
+        return (f"ok: at most {d['worst_window_airtime_ms']:.0f} of {d['window_limit_ms']:.0f} ms "
+                f"in any {win}")
+    return (f"EXCEEDED: node {d['worst_window_node']} {d['worst_window_airtime_ms']:.0f} ms "
+            f"> {d['window_limit_ms']:.0f} ms in one {win}"
+            + ("" if d["bucket_ok"] else ", bucket overdrawn"))
+
+
+def airtime_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per strategy: the per-node airtime summary (engine.airtime_summary)."""
+    out = []
+    for name, m in report["results"].items():
+        a = m.get("airtime_per_node")
+        if not a:
+            continue
+        top = " ".join(f"{e['node']}:{e['airtime_ms']:.0f}" for e in a["top"])
+        out.append([name] + [f"{a[k]:.1f}" for k in ("max_ms", "p99_ms", "p50_ms", "mean_ms")]
+                   + [f"{a[k]:.3%}" for k in ("duty_max", "duty_p99", "duty_p50", "duty_mean")]
+                   + [top, budget_text(m)])
+    return AIRTIME_HEAD, out
+
+
+def rich_airtime_table(report: dict, title: str | None = "airtime per node") -> Table:
+    head, body = airtime_rows(report)
+    t = Table(title=title, caption="every frame a node put on air (retries included), over the "
+                                   "simulated time; duty budget: LoRa's 1% of any hour")
+    for i, h in enumerate(head):
+        t.add_column(h, justify="left" if i in (0, len(head) - 2, len(head) - 1) else "right")
+    for r in body:
+        t.add_row(*r)
+    return t
 
 
 def json_report(report: dict) -> dict:

@@ -1,0 +1,91 @@
+# Origins: a rate limit per message origin, in a table allocated at boot.
+#
+# The per-sender limit (peers.py) caps what one neighbour feeds us, but a
+# flood that several neighbours relay reaches us through all of them.  This
+# caps what we accept from one origin, whichever way it comes: a token bucket
+# for each of the origins heard most recently.  An origin not in the table
+# takes the row idle longest (a flooder is never idle, so it keeps its row)
+# and starts with a full bucket.  With a network key the origin is covered by
+# the tag, so only key holders choose it.
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    const = lambda x: x  # noqa: E731
+
+from . import mem
+from .ticks import MASK
+
+_EMPTY = const(-1)
+
+
+class Origins:
+    def __init__(self, n):
+        self.n = n
+        self.hi = array("i", [_EMPTY] * n)  # origin >> 8 (as the dedup key), -1: free
+        self.lo = bytearray(n)  # origin & 0xff
+        self.tok = array("i", [0] * n)  # thousandths of a message
+        self.at = array("i", [0] * n)  # tick the bucket was last filled
+        # An origin whose bucket ran dry is flooding: until[k] is when that
+        # stops counting (see busy())
+        self.until = array("i", [0] * n)
+        self.pen = bytearray(n)
+
+    def memory_bytes(self):
+        n = self.n
+        return 4 * mem.buf(4 * n) + 2 * mem.buf(n)
+
+    def allow(self, hi, lo, now, rate, burst, penalty):
+        """Take one message of origin (hi, lo) from its bucket (rate per
+        second, bursts of burst); False when it is empty, and the origin then
+        counts as flooding for penalty ms.  Allocates nothing."""
+        cap = burst * 1000
+        lim = cap // rate + 1  # ms that fill an empty bucket (el * rate stays small)
+        h = self.hi
+        at = self.at
+        k = -1
+        idle = -1
+        spare = 0
+        for j in range(self.n):
+            if h[j] == hi and self.lo[j] == lo:
+                k = j
+                break
+            e = lim if h[j] == _EMPTY else (now - at[j]) & MASK
+            if e > idle:
+                idle = e
+                spare = j
+        if k < 0:
+            k = spare
+            h[k] = hi
+            self.lo[k] = lo
+            self.pen[k] = 0
+            t = cap
+        else:
+            el = (now - at[k]) & MASK
+            t = self.tok[k] + (el if el < lim else lim) * rate
+            if t > cap:
+                t = cap
+        at[k] = now
+        if t < 1000:
+            self.tok[k] = t
+            self.pen[k] = 1
+            self.until[k] = (now + penalty) & MASK
+            return False
+        self.tok[k] = t - 1000
+        return True
+
+    def busy(self, hi, lo, now, rate, burst):
+        """True when origin (hi, lo) is flooding: its bucket ran dry less than
+        the penalty ago, or it has used up half of it.  Takes nothing."""
+        h = self.hi
+        for k in range(self.n):
+            if h[k] == hi and self.lo[k] == lo:
+                if self.pen[k]:
+                    if ((self.until[k] - now + 0x20000000) & MASK) - 0x20000000 > 0:
+                        return True
+                    self.pen[k] = 0
+                el = (now - self.at[k]) & MASK
+                lim = burst * 1000 // rate + 1
+                return self.tok[k] + (el if el < lim else lim) * rate < burst * 500
+        return False
