@@ -67,8 +67,10 @@ fairness: setup
 
 # 1 000 000 fuzzed frames through Gossip.receive under CPython (atheris,
 # state invariants after every frame), then 100 000 under the MicroPython unix
-# port with the heap locked around every receive() and tick().  A short run of
-# the same checks is tests/firmware/test_fuzz.py, part of `make test`.
+# port with the heap locked around every receive() and tick() of the keyless
+# engines (one engine of each run has a network key: hashing allocates, so its
+# frames run unlocked).  A short run of the same checks is
+# tests/firmware/test_fuzz.py, part of `make test`.
 fuzz: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[fuzz]'
 	@mkdir -p build

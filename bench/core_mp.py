@@ -49,6 +49,9 @@ def engine(cfg, key=None):
     g.on_forward(fwd)
     g.on_message(deliver)
     g.start()
+    if key is not None:  # a keyed node that nobody tells the time takes its own
+        ck.t += g._sync_wait
+        g.tick()
     return g, ck
 
 
@@ -135,7 +138,7 @@ def speed():
     for s in range(kn):
         # stamped with the network time it will arrive at (one a millisecond)
         fresh_k[s] = wire.encode_data(0x01020304, s, bytes(32), sender=0x01020304, key=KEY,
-                                      stamp=(s + 1) >> 6)
+                                      stamp=(3001 + s) >> 6)
     g, ck = engine(cfg, KEY)
 
     def knew():

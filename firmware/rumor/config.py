@@ -63,7 +63,8 @@ _FIELDS = (
     ("tag_len", 8, 4, 32),
     ("auth_window_ms", 10000, 100, 3600000),
     # A keyed node holds what it publishes until it has heard the mesh's
-    # network time (it asks with its digests), at most this long after start().
+    # network time (it asks with its digests), at most this long after start()
+    # (and at most half of max_message_age_ms, so nothing held expires).
     ("sync_wait_ms", 3000, 0, 600000),
     # Fairness.  When the ring is full, a message from an origin that holds
     # origin_quota slots or more replaces that origin's own oldest message,

@@ -28,6 +28,10 @@ from .origins import Origins
 from .peers import HEARD, STATIC, Peers
 from .ring import HELD, LIMITED, OWN, PUSH, QUAR, RELAY, Ring
 
+# Ticks and counters are 30-bit.  A 32-bit board's small ints stop at
+# 2**30 - 1, and anything past it is a big int on the heap, so sums are
+# written to stay below: (x - _MASK) & _MASK is x + 1 modulo 2**30, and
+# (t - _MASK + d - 1) & _MASK is t + d.
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
 
@@ -47,12 +51,16 @@ _F_TRUNCATED = const(0x01)  # DIGEST flags: more live ids than listed
 _F_AUTH = const(0x80)  # all types: a stamp and a tag end the frame
 _F_SYNC = const(0x02)  # DIGEST flags: "tell me the time"; its stamp field is a nonce
 _F_ECHO = const(0x04)  # DIGEST flags: the answer: a 4-byte echo of the nonce precedes the stamp
+_ASKERS = const(4)  # questions for the time we answer at once
+_CTL_SEEN = const(8)  # recent digests/requests remembered, against their replay
 _NET_SHIFT = const(6)  # network time runs in 64 ms units
 _STAMP = const(4)  # bytes of stamp in front of the tag (auth.STAMP)
 
 # Trickle redundancy constant: a digest is skipped in an interval where this
-# many consistent digests were heard (RFC 6206 calls it k)
-_TRICKLE_K = const(1)
+# many consistent digests were heard (RFC 6206 calls it k).  Not 1: both ends
+# of a single lossy link into a pocket of nodes would hear their own
+# neighbourhood's consistent digests first and never talk across it.
+_TRICKLE_K = const(2)
 
 _FLOOD = const(0)
 _HYBRID = const(1)
@@ -131,9 +139,27 @@ class Gossip:
         self._synced = False  # a valid stamp heard since boot (or sync_wait_ms passed)
         self._floor = False  # the clock runs from a restored time (set_net_time)
         self._sync_by = 0  # tick at which an unsynced node stops waiting for one
-        self._sync_wait = c.sync_wait_ms
-        self._owe = False  # a digest is owed to a node asking for the time
-        self._echo = -1  # the nonce that digest echoes (-1: none)
+        w = c.max_message_age_ms >> 1
+        self._sync_wait = c.sync_wait_ms if c.sync_wait_ms < w else w
+        self._owe = False  # a digest is owed (to a neighbour whose clock lags)
+        # questions for the time waiting for our answer: nonce and asker's
+        # peer row (for a unicast answer), answered in turn from tick()
+        self._eq = array("i", [0] * _ASKERS)
+        self._erow = array("h", [-1] * _ASKERS)
+        self._en = 0
+        self._e_at = 0  # when the next answer is due
+        # nonces answered lately, and when: a question repeated (or replayed)
+        # sooner than an asker asks again gets no second answer
+        self._dq = array("i", [-1] * _ASKERS)
+        self._dt = array("i", [0] * _ASKERS)
+        self._di = 0
+        self._ask_at = 0  # when we ask next, while we don't know the time
+        self._ask_every = c.gossip_interval_ms >> 1 if c.gossip_interval_ms >= 100 else 50
+        # recent DIGEST/REQUEST frames (sender, stamp, first tag bytes): an
+        # exact repeat within auth_window_ms is a replay, dropped unhashed
+        self._cc_s = array("i", [0] * _CTL_SEEN)
+        self._cc_t = array("i", [-1] * _CTL_SEEN)
+        self._cc_i = 0
         self._hello = False  # our first digest goes out even if empty: "I am new here"
         self._nonce = 0  # ours, while we ask
         self._stamp_age = 0  # ms: the age the stamp of the frame at hand says
@@ -177,6 +203,7 @@ class Gossip:
         self._seq = 0
         self._seq0 = 0
         self._sum_n = 0  # live count found by the last _summary()
+        self._rot = 0  # where the older stretch of a truncated digest starts
 
         # timers (ticks)
         self._next_prune = 0
@@ -238,13 +265,14 @@ class Gossip:
         # reuse ids its neighbours still remember.
         self._seq = self._rand(16) & 0xFFFF
         self._seq0 = self._seq  # seqs from here to _seq are ours, from this boot
-        self._next_prune = (now + self._prune_every) & _MASK
-        self._next_round = (now + self._rand(16) % self._interval) & _MASK
+        self._next_prune = (now - _MASK + self._prune_every - 1) & _MASK
+        self._next_round = (now - _MASK + self._rand(16) % self._interval - 1) & _MASK
         self._trickle_begin(now, self._interval)
         self._hello = True
-        self._sync_by = (now + self._sync_wait) & _MASK
+        self._sync_by = (now - _MASK + self._sync_wait - 1) & _MASK
         if self._auth is not None:
             self._nonce = ((self._rand(16) << 14) ^ self._rand(16)) & _MASK
+            self._ask_at = (now - _MASK + self._rand(16) % self._ask_every - 1) & _MASK
 
     def stop(self):
         self._running = False
@@ -261,8 +289,8 @@ class Gossip:
         el = (now - self._net_at) & _MASK
         if el >= 1 << _NET_SHIFT:
             k = el >> _NET_SHIFT
-            self._net = (self._net + k) & _MASK
-            self._net_at = (self._net_at + (k << _NET_SHIFT)) & _MASK
+            self._net = (self._net - _MASK + k - 1) & _MASK
+            self._net_at = (self._net_at - _MASK + (k << _NET_SHIFT) - 1) & _MASK
         return self._net
 
     def net_time(self):
@@ -297,30 +325,42 @@ class Gossip:
         # a node asking for the time has no clock: its stamp field is a nonce
         ask = t == _T_DIGEST and f[1] & _F_SYNC
         d = 0
+        if t != _T_DATA and not ask:
+            # an exact repeat of a digest or request heard lately: a replay
+            sk = (f[4] << 22) ^ (f[5] << 14) ^ (f[6] << 6) ^ f[7] ^ (f[n - 1] << 8) ^ f[n - 2]
+            cs = self._cc_s
+            ct = self._cc_t
+            for j in range(_CTL_SEEN):
+                if ct[j] == st and cs[j] == sk:
+                    self.duplicates = (self.duplicates - _MASK) & _MASK
+                    return False
         if not ask and (self._synced or self._floor):
             d = ((self._net_now(now) - st + _HALF) & _MASK) - _HALF
             if d > (self._age_max_u if t == _T_DATA else self._window_u):
-                self.stale = (self.stale + 1) & _MASK
+                self.stale = (self.stale - _MASK) & _MASK
                 # A stale digest is a replay, or a neighbour whose clock
                 # lags (it ran on its own after nobody told it the time):
                 # our next digest, even an empty one, tells it.  (Once per
                 # Trickle interval: a replayer can't make us send more.)
                 # Anything else stale is dropped before hashing.
-                if t == _T_DIGEST and self._synced and auth.verify(f, n, False):
-                    self._owe = True
+                if t == _T_DIGEST and self._synced and not self._owe and auth.verify(f, n, False):
+                    self._owe = True  # (one hash per digest we send, at most)
                 return False
         if not auth.verify(f, n, t == _T_DATA):
-            self.bad_tag = (self.bad_tag + 1) & _MASK
+            self.bad_tag = (self.bad_tag - _MASK) & _MASK
             return False
         if ask:
-            if self._synced:  # answer soon, echoing its nonce
-                self._owe = True
-                self._echo = st
-                self._trickle_reset(now)
-            return True
-        if not self._synced and t == _T_DIGEST and f[1] & _F_ECHO:
+            return True  # (answered in receive(), once the rate limit let it through)
+        if t != _T_DATA:
+            i = self._cc_i
+            self._cc_s[i] = (f[4] << 22) ^ (f[5] << 14) ^ (f[6] << 6) ^ f[7] ^ (f[n - 1] << 8) ^ f[n - 2]
+            self._cc_t[i] = st
+            self._cc_i = (i + 1) % _CTL_SEEN
+        if t == _T_DIGEST and f[1] & _F_ECHO:
             e = ((f[o - 4] & 0x3F) << 24) | (f[o - 3] << 16) | (f[o - 2] << 8) | f[o - 1]
-            if e == self._nonce:
+            if self._synced:
+                self._answered(e)  # somebody else answered it: we need not
+            elif e == self._nonce:
                 # the answer to our question, from a key holder, made after
                 # we asked: the network time, for certain
                 self._net = st
@@ -358,13 +398,79 @@ class Gossip:
                 d = ((net - (((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) + _HALF)
                      & _MASK) - _HALF
                 if d > self._age_max_u:
-                    self.stale = (self.stale + 1) & _MASK
+                    self.stale = (self.stale - _MASK) & _MASK
                     self._dedup.slot[r.dix[s]] = -1  # the id stays seen
+                    r.free(s)
+                    continue
+                if ((now - r.born[s] + _HALF) & _MASK) - _HALF > self._age_max:
+                    self.expired = (self.expired - _MASK) & _MASK  # too old by its wire age
+                    self._dedup.slot[r.dix[s]] = -1
                     r.free(s)
                     continue
                 r.state[s] = st & ~QUAR
                 self._deliver(s, f, o, now)
                 self._disseminate(s, r.prio[s], now, False, 0)
+
+    def _to_answer(self, nonce, p, now):
+        """Queue an answer to a question for the time (nonce, from row p)."""
+        for j in range(self._en):
+            if self._eq[j] == nonce:
+                return
+        for j in range(_ASKERS):
+            if self._dq[j] == nonce and ((now - self._dt[j]) & _MASK) < (self._ask_every >> 1):
+                return
+        if self._en >= _ASKERS:
+            return  # they ask again
+        if self._en == 0:  # a short random wait: another neighbour's answer may do
+            self._e_at = (now - _MASK + self._rand(16) % (2 * self._delay + 2) - 1) & _MASK
+        self._eq[self._en] = nonce
+        self._erow[self._en] = p
+        self._en += 1
+
+    def _answered(self, nonce):
+        n = self._en
+        for j in range(n):
+            if self._eq[j] == nonce:
+                for k in range(j, n - 1):
+                    self._eq[k] = self._eq[k + 1]
+                    self._erow[k] = self._erow[k + 1]
+                self._en = n - 1
+                return
+
+    def _time_tick(self, now):
+        """Ask for the time while we don't know it; answer those who ask."""
+        if not self._synced:
+            if ((now - self._sync_by + _HALF) & _MASK) - _HALF >= 0:
+                self._sync(now)  # nobody told us the time: ours is the mesh's
+            elif ((now - self._ask_at + _HALF) & _MASK) - _HALF >= 0:
+                # in every mode, whatever Trickle would do: a question
+                # suppressed by others' digests is a node left unsynced
+                self._ask_at = (now - _MASK + self._ask_every - 1) & _MASK
+                f = self._build_digest(now, -1)
+                self.digests_out = (self.digests_out - _MASK) & _MASK
+                if self._bcast:
+                    self._send(f, None)
+                else:
+                    lst = self._peer_list(-1, now, 255)
+                    if lst is not None:
+                        self._send(f, lst)
+            return
+        if self._en and ((now - self._e_at + _HALF) & _MASK) - _HALF >= 0:
+            nonce = self._eq[0]
+            row = self._erow[0]
+            self._answered(nonce)
+            self._dq[self._di] = nonce
+            self._dt[self._di] = now
+            self._di = (self._di + 1) % _ASKERS
+            f = self._build_digest(now, nonce)
+            self.digests_out = (self.digests_out - _MASK) & _MASK
+            if self._bcast:
+                self._send(f, None)
+            else:
+                to = self._to_peer(row)
+                if to is not None:
+                    self._send(f, to)
+            self._e_at = (now - _MASK) & _MASK
 
     def _stamp(self, f, end, st):
         f[end] = (st >> 24) & 0x3F
@@ -384,8 +490,8 @@ class Gossip:
 
     # -- sending ------------------------------------------------------------------
     def _send(self, frame, to):
-        self.frames_out = (self.frames_out + 1) & _MASK
-        self.bytes_out = (self.bytes_out + len(frame)) & _MASK
+        self.frames_out = (self.frames_out - _MASK) & _MASK
+        self.bytes_out = (self.bytes_out - _MASK + len(frame) - 1) & _MASK
         self._on_fwd(frame, to)
 
     def _send_slot(self, s, now, to):
@@ -398,7 +504,7 @@ class Gossip:
         st = r.state[s]
         if st & (LIMITED | HELD | QUAR):
             if st & LIMITED:
-                self.hop_limited = (self.hop_limited + 1) & _MASK
+                self.hop_limited = (self.hop_limited - _MASK) & _MASK
             return False
         f = r.frame[s]
         if st & OWN and self._auth is not None:
@@ -495,7 +601,7 @@ class Gossip:
         r.put(s, f, priority, 0, now, i, -1)
         r.state[s] = OWN
         d.slot[i] = s
-        self.published = (self.published + 1) & _MASK
+        self.published = (self.published - _MASK) & _MASK
         if self._auth is not None and not self._synced:
             # our clock is not the mesh's yet: a stamp now could be far in
             # the past, and the tag would seal it in; send once synced
@@ -516,24 +622,24 @@ class Gossip:
         """Take a frame heard from the radio.  True when it carried a message
         new to this node.  Never raises on bad input: it counts and drops.
         rssi: dBm of this reception, 0 when the radio gives none."""
-        self.frames_in = (self.frames_in + 1) & _MASK
+        self.frames_in = (self.frames_in - _MASK) & _MASK
         if not self._running:
             return False
         n = len(frame)
         if n < _REQ_HDR or n > self._mtu:
-            self.malformed = (self.malformed + 1) & _MASK
+            self.malformed = (self.malformed - _MASK) & _MASK
             return False
         vt = frame[0]
         if vt >> 4 != _VERSION:
-            self.bad_version = (self.bad_version + 1) & _MASK
-            self.malformed = (self.malformed + 1) & _MASK
+            self.bad_version = (self.bad_version - _MASK) & _MASK
+            self.malformed = (self.malformed - _MASK) & _MASK
             return False
         t = vt & 0x0F
         # body: the frame without its stamp and tag
         fl = frame[1]
         if self._auth is not None:
             if not fl & _F_AUTH:  # untagged: it can't be ours
-                self.bad_tag = (self.bad_tag + 1) & _MASK
+                self.bad_tag = (self.bad_tag - _MASK) & _MASK
                 return False
             body = n - self._trl
         elif fl & _F_AUTH:  # tagged, and we have no key: carried as it is
@@ -544,18 +650,18 @@ class Gossip:
             body -= 4  # the echoed nonce
         if t == _T_DATA:
             if body < _HDR or frame[2] > frame[3]:
-                self.malformed = (self.malformed + 1) & _MASK
+                self.malformed = (self.malformed - _MASK) & _MASK
                 return False
         elif t == _T_DIGEST:
             if body < _HDR or body != _HDR + _DID * frame[2]:
-                self.malformed = (self.malformed + 1) & _MASK
+                self.malformed = (self.malformed - _MASK) & _MASK
                 return False
         elif t == _T_REQUEST:
             if body != _REQ_HDR + _ID * frame[2] or frame[2] == 0:
-                self.malformed = (self.malformed + 1) & _MASK
+                self.malformed = (self.malformed - _MASK) & _MASK
                 return False
         else:
-            self.malformed = (self.malformed + 1) & _MASK
+            self.malformed = (self.malformed - _MASK) & _MASK
             return False
         shi = (frame[4] << 8) | frame[5]
         slo = (frame[6] << 8) | frame[7]
@@ -569,7 +675,7 @@ class Gossip:
                 # unread, so it needs no hash (most copies a node hears).
                 # (Not before our clock is set: a node that has only
                 # published hears only copies of its own, and syncs by them.)
-                self.duplicates = (self.duplicates + 1) & _MASK
+                self.duplicates = (self.duplicates - _MASK) & _MASK
                 return False
             # checked before the frame touches any table: a forgery changes nothing
             if not self._check_tag(frame, n, t, now):
@@ -578,8 +684,13 @@ class Gossip:
         if t == _T_DATA:
             return self._data(frame, body, p, now, rssi)
         if self._rate and p >= 0 and not self._peers.allow(p, now, self._rate, self._burst):
-            self.rate_limited = (self.rate_limited + 1) & _MASK
+            self.rate_limited = (self.rate_limited - _MASK) & _MASK
             return False
+        if t == _T_DIGEST and frame[1] & _F_SYNC and self._auth is not None:
+            if self._synced:
+                o = n - self._trl
+                self._to_answer(((frame[o] & 0x3F) << 24) | (frame[o + 1] << 16) | (frame[o + 2] << 8)
+                                | frame[o + 3], p, now)
         if t == _T_DIGEST:
             self._digest(frame, n, p, now)
         else:
@@ -603,7 +714,7 @@ class Gossip:
         i = d.find(khi, klo)
         if i >= 0:
             # a duplicate: it may cancel our own pending rebroadcast
-            self.duplicates = (self.duplicates + 1) & _MASK
+            self.duplicates = (self.duplicates - _MASK) & _MASK
             s = d.slot[i]
             if s >= 0:
                 r = self._ring
@@ -615,44 +726,50 @@ class Gossip:
                     # (rssi 0 means the radio gave none: it can't say "close by")
                     if (r.need[s] and h >= r.need[s]) or (self._near and rssi and rssi >= self._near):
                         r.state[s] &= ~RELAY
-                        self.suppressed = (self.suppressed + 1) & _MASK
+                        self.suppressed = (self.suppressed - _MASK) & _MASK
             return False
         if n - _HDR > self._max_payload:
-            self.malformed = (self.malformed + 1) & _MASK
+            self.malformed = (self.malformed - _MASK) & _MASK
             return False
         age = ((f[14] << 8) | f[15]) << _AGE_SHIFT
         if self._stamp_age > age:  # the authenticated stamp says older
             age = self._stamp_age
         if age > self._age_max:
-            self.expired = (self.expired + 1) & _MASK
+            self.expired = (self.expired - _MASK) & _MASK
             return False
         if d.forgotten(khi, klo, (now - age) & _MASK):
             # born before the dedup table last forgot an id of its bucket: it
             # may be one we delivered already, so it is not delivered again
-            self.forgotten = (self.forgotten + 1) & _MASK
+            self.forgotten = (self.forgotten - _MASK) & _MASK
             return False
         if (khi == (self._me_hi << 8) | (self._me_lo >> 8) and (klo >> 16) == self._me_lo & 0xFF
                 and ((klo & 0xFFFF) - self._seq0) & 0xFFFF < (self._seq - self._seq0) & 0xFFFF):
             # ours, published since start(): a copy of one the dedup table
             # forgot (a node publishing faster than it remembers), never new
-            self.duplicates = (self.duplicates + 1) & _MASK
+            self.duplicates = (self.duplicates - _MASK) & _MASK
             return False
-        # (the origin first: what its limit refuses costs the relay nothing)
-        if ((self._orate and not self._origins.allow(khi, klo >> 16, now, self._orate, self._burst,
-                                                     self._age_max))
-                or (self._rate and p >= 0 and not self._peers.allow(p, now, self._rate, self._burst))):
-            # not marked seen: another neighbour or anti-entropy brings it later
-            self.rate_limited = (self.rate_limited + 1) & _MASK
+        # The sender's limit first: a frame it refuses must not count
+        # against the origin (a replayer could make any origin look like a
+        # flooder); what the origin's then refuses is given back to the sender.
+        # Not marked seen: another neighbour or anti-entropy brings it later.
+        if self._rate and p >= 0 and not self._peers.allow(p, now, self._rate, self._burst):
+            self.rate_limited = (self.rate_limited - _MASK) & _MASK
+            return False
+        if self._orate and not self._origins.allow(khi, klo >> 16, now, self._orate, self._burst,
+                                                   self._age_max):
+            if self._rate and p >= 0:
+                self._peers.refund(p, self._burst)
+            self.rate_limited = (self.rate_limited - _MASK) & _MASK
             return False
         prio = f[1] & _PRIO_MASK
         s = self._slot_for(prio, khi, klo >> 16)
         if s == -2:
             # not marked seen: once the origin's share frees up, a copy or
             # anti-entropy can still bring it
-            self.evicted = (self.evicted + 1) & _MASK
+            self.evicted = (self.evicted - _MASK) & _MASK
             return False
         if s < 0:
-            self.evicted = (self.evicted + 1) & _MASK
+            self.evicted = (self.evicted - _MASK) & _MASK
             self._dedup_add(khi, klo, now)  # seen (no body): not requested again
             return False
         if khi == (self._me_hi << 8) | (self._me_lo >> 8) and (klo >> 16) == self._me_lo & 0xFF:
@@ -687,7 +804,7 @@ class Gossip:
     def _deliver(self, s, g, end, now):
         """Hand ring slot s (its frame g, the payload ending at end) to the
         application."""
-        self.delivered = (self.delivered + 1) & _MASK
+        self.delivered = (self.delivered - _MASK) & _MASK
         cb = self._on_msg
         if cb is not None:
             r = self._ring
@@ -715,13 +832,13 @@ class Gossip:
             if v != -1:
                 if v < 0:
                     return -2  # at quota, and all of its messages outrank this one
-                self.evicted = (self.evicted + 1) & _MASK
-                self.quota_evicted = (self.quota_evicted + 1) & _MASK
+                self.evicted = (self.evicted - _MASK) & _MASK
+                self.quota_evicted = (self.quota_evicted - _MASK) & _MASK
                 self._dedup.slot[r.dix[v]] = -1
                 r.free(v)
                 return v
         if s >= 0 and r.used[s]:
-            self.evicted = (self.evicted + 1) & _MASK
+            self.evicted = (self.evicted - _MASK) & _MASK
             self._dedup.slot[r.dix[s]] = -1
             r.free(s)
         return s
@@ -731,7 +848,7 @@ class Gossip:
         i = d.add(khi, klo, now)
         s = d.slot[i]
         if s >= 0:  # the entry replaced still had a body: drop the body too
-            self.evicted = (self.evicted + 1) & _MASK
+            self.evicted = (self.evicted - _MASK) & _MASK
             self._ring.free(s)
             d.slot[i] = -1
         return i
@@ -750,7 +867,7 @@ class Gossip:
         r = self._ring
         mode = self._mode
         if r.state[s] & LIMITED:
-            self.hop_limited = (self.hop_limited + 1) & _MASK
+            self.hop_limited = (self.hop_limited - _MASK) & _MASK
             return
         # high priority is flooded at once in every mode (seed's phase 2)
         if prio > 0 and mode != _FLOOD:
@@ -798,7 +915,7 @@ class Gossip:
 
     def _schedule(self, s, now, wait, need):
         r = self._ring
-        due = (now + wait) & _MASK
+        due = (now - _MASK + wait - 1) & _MASK
         r.due[s] = due
         r.heard[s] = 0
         r.need[s] = need
@@ -850,8 +967,12 @@ class Gossip:
         self._sum_n = n
         return x
 
-    def _build_digest(self, now):
-        """Fill _tx with a DIGEST of the live ids, newest first.  Returns it."""
+    def _build_digest(self, now, echo=-1):
+        """Fill _tx with a DIGEST of the live ids, newest first.  Returns it.
+        When they don't all fit, the newest two thirds of the room are listed
+        and span covers them; the last third lists older ids, a different
+        stretch each time (_rot), so that every live id is advertised in
+        turn: a neighbour that missed an old message can see it to ask."""
         x = self._summary(now)
         n = self._sum_n
         f = self._tx
@@ -871,6 +992,13 @@ class Gossip:
         o = _HDR
         oldest_age = 0
         base = r._order
+        head = room
+        skip = 0
+        if n > room:
+            head = room - room // 3
+            skip = self._rot % (n - head)
+            self._rot = skip + room - head
+        k = 0  # live entries walked
         while cnt < room:
             best = -1
             bp = 0
@@ -890,6 +1018,9 @@ class Gossip:
             cur[bp] = prv[best]
             if mark[best] != 1:
                 continue  # expired, awaiting the prune
+            k += 1
+            if head < k <= head + skip:
+                continue  # (the older ids listed last time and before)
             mark[best] = 2
             g = r.frame[best]
             f[o] = g[8]
@@ -898,22 +1029,22 @@ class Gossip:
             f[o + 3] = g[11]
             f[o + 4] = g[12]
             f[o + 5] = g[13]
-            oldest_age = ((now - r.born[best] + _HALF) & _MASK) - _HALF
-            a = oldest_age >> _DAGE_SHIFT
+            age = ((now - r.born[best] + _HALF) & _MASK) - _HALF
+            if cnt < head:
+                oldest_age = age  # span: the oldest of the newest, contiguous stretch
+            a = age >> _DAGE_SHIFT
             f[o + 6] = a if a < 255 else 255
             o += _DID
             cnt += 1
         f[0] = (_VERSION << 4) | _T_DIGEST
         fl = _F_TRUNCATED if cnt < n else 0
-        echo = -1
         if self._auth is not None:
             if not self._synced:
                 fl |= _F_AUTH | _F_SYNC
+            elif echo >= 0:
+                fl |= _F_AUTH | _F_ECHO
             else:
                 fl |= _F_AUTH
-                if self._owe and self._echo >= 0:
-                    fl |= _F_ECHO
-                    echo = self._echo
         f[1] = fl
         f[2] = cnt
         f[3] = 0
@@ -949,8 +1080,7 @@ class Gossip:
             return False
         self._hello = False
         self._owe = False
-        self._echo = -1
-        self.digests_out = (self.digests_out + 1) & _MASK
+        self.digests_out = (self.digests_out - _MASK) & _MASK
         self._send(f, to)
         return True
 
@@ -1022,10 +1152,10 @@ class Gossip:
             self._put_id(q, 4, self._me_hi, self._me_lo)
             self._seal(q, _REQ_HDR + want * _ID, now, False)
             if self._bcast:
-                self.requests_out = (self.requests_out + 1) & _MASK
+                self.requests_out = (self.requests_out - _MASK) & _MASK
                 self._send(q, None)
             elif to is not None:
-                self.requests_out = (self.requests_out + 1) & _MASK
+                self.requests_out = (self.requests_out - _MASK) & _MASK
                 self._send(q, to)
         if want or lacking:
             self._trickle_reset(now)
@@ -1035,7 +1165,7 @@ class Gossip:
         short random wait, cancelled by one copy heard (several neighbours may
         lack it and several may answer); else unicast to `to` at once."""
         r = self._ring
-        self.answered = (self.answered + 1) & _MASK
+        self.answered = (self.answered - _MASK) & _MASK
         if self._bcast:
             if not r.state[s] & RELAY:
                 self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
@@ -1071,8 +1201,8 @@ class Gossip:
     def _trickle_begin(self, now, interval):
         self._t_i = interval
         half = interval >> 1
-        self._t_fire = (now + half + self._rand(16) % (half + 1)) & _MASK
-        self._t_end = (now + interval) & _MASK
+        self._t_fire = (now - _MASK + half + self._rand(16) % (half + 1) - 1) & _MASK
+        self._t_end = (now - _MASK + interval - 1) & _MASK
         self._t_heard = 0
         self._t_fired = False
 
@@ -1086,20 +1216,20 @@ class Gossip:
         if not self._running:
             return
         now = self._now()
-        if not self._synced and self._auth is not None and ((now - self._sync_by + _HALF) & _MASK) - _HALF >= 0:
-            self._sync(now)  # nobody told us the time: ours is the mesh's
+        if self._auth is not None:
+            self._time_tick(now)
         if self._relay_pending and ((now - self._next_relay + _HALF) & _MASK) - _HALF >= 0:
             self._relays(now)
         if self._mode != _FLOOD:
             if self._bcast:
                 self._trickle(now)
             elif ((now - self._next_round + _HALF) & _MASK) - _HALF >= 0:
-                self._next_round = (self._next_round + self._interval) & _MASK
+                self._next_round = (self._next_round - _MASK + self._interval - 1) & _MASK
                 if ((now - self._next_round + _HALF) & _MASK) - _HALF >= 0:
-                    self._next_round = (now + self._interval) & _MASK  # we were late
+                    self._next_round = (now - _MASK + self._interval - 1) & _MASK  # we were late
                 self._round(now)
         if ((now - self._next_prune + _HALF) & _MASK) - _HALF >= 0:
-            self._next_prune = (now + self._prune_every) & _MASK
+            self._next_prune = (now - _MASK + self._prune_every - 1) & _MASK
             self.prune(now)
 
     def _trickle(self, now):
@@ -1161,11 +1291,12 @@ class Gossip:
             if r.used[s] and ((now - r.born[s] + _HALF) & _MASK) - _HALF > self._age_max:
                 d.slot[r.dix[s]] = -1
                 r.free(s)
-                self.expired = (self.expired + 1) & _MASK
+                self.expired = (self.expired - _MASK) & _MASK
         # ids are kept twice as long as bodies: a frame older than that is
         # refused for its age anyway
         if self._auth is not None:
             self._net_now(now)  # (the clock must be advanced at least every 12 days)
+        self._origins.expire(now)
         d.forget_older(now, 2 * self._age_max)
         d.expire_watermarks(now, self._age_max)
         self._peers.expire(now, self._peer_timeout)
@@ -1186,6 +1317,16 @@ class Gossip:
             w = ((t - now + _HALF) & _MASK) - _HALF
             if w < best:
                 best = w
+        if self._auth is not None:
+            if not self._synced:
+                for t in (self._ask_at, self._sync_by):
+                    w = ((t - now + _HALF) & _MASK) - _HALF
+                    if w < best:
+                        best = w
+            elif self._en:
+                w = ((self._e_at - now + _HALF) & _MASK) - _HALF
+                if w < best:
+                    best = w
         return best if best > 0 else 0
 
     # -- reporting -----------------------------------------------------------------

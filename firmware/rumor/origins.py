@@ -51,7 +51,14 @@ class Origins:
             if h[j] == hi and self.lo[j] == lo:
                 k = j
                 break
-            e = lim if h[j] == _EMPTY else (now - at[j]) & MASK
+            # a row for a new origin: an empty one, else the one idle
+            # longest, but not a flooder's under penalty (it would lose it)
+            if h[j] == _EMPTY:
+                e = MASK
+            elif self.pen[j]:
+                e = 0
+            else:
+                e = (now - at[j]) & MASK
             if e > idle:
                 idle = e
                 spare = j
@@ -70,10 +77,16 @@ class Origins:
         if t < 1000:
             self.tok[k] = t
             self.pen[k] = 1
-            self.until[k] = (now + penalty) & MASK
+            self.until[k] = (now - MASK + penalty - 1) & MASK  # (now + penalty: small ints only)
             return False
         self.tok[k] = t - 1000
         return True
+
+    def expire(self, now):
+        """Forget penalties that are over (before the tick difference wraps)."""
+        for k in range(self.n):
+            if self.pen[k] and ((self.until[k] - now) & MASK) >= 0x20000000:
+                self.pen[k] = 0
 
     def busy(self, hi, lo, now, rate, burst):
         """True when origin (hi, lo) is flooding: its bucket ran dry less than
@@ -82,7 +95,8 @@ class Origins:
         for k in range(self.n):
             if h[k] == hi and self.lo[k] == lo:
                 if self.pen[k]:
-                    if ((self.until[k] - now + 0x20000000) & MASK) - 0x20000000 > 0:
+                    d = (self.until[k] - now) & MASK
+                    if d and d < 0x20000000:
                         return True
                     self.pen[k] = 0
                 el = (now - self.at[k]) & MASK

@@ -131,6 +131,13 @@ class Peers:
         self.tok[k] = t - 1000
         return True
 
+    def refund(self, k, burst):
+        """Give back the frame allow() just took from row k."""
+        t = self.tok[k]
+        if t >= 0:
+            t += 1000
+            self.tok[k] = t if t < burst * 1000 else burst * 1000
+
     # -- slower paths ----------------------------------------------------------
     def _learn(self, hi, lo, addr, now):
         fl = self.flags

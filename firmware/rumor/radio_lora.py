@@ -324,6 +324,9 @@ class LoRaRadio:
         self.tx_queue_drops = 0
         self.tx_too_big = 0
         self.tx_too_long = 0
+        self.tx_stale_dropped = 0  # digests/requests that waited too long (_too_late)
+        # (5 s: half the core's auth_window_ms; board "ctl_max_wait_ms" changes it)
+        self.ctl_max_wait_ms = cfg.get("ctl_max_wait_ms", 5000)
         self.tx_errors = 0
         self.tx_deferred = 0  # frames that waited for the duty budget
         self.tx_defer_max_ms = 0  # the longest such wait, first hold-back to on air
@@ -400,6 +403,14 @@ class LoRaRadio:
                     d = ticks.diff(now, held)
                     if d > self.tx_defer_max_ms:
                         self.tx_defer_max_ms = d
+                if self._too_late(i, n, now):
+                    # a digest or request held back by the duty cycle for
+                    # long: stale to its hearers; the core makes a fresh one
+                    self.tx_stale_dropped = (self.tx_stale_dropped + 1) & _MASK
+                    held = -1
+                    self._head = (i + 1) % self._q
+                    self._count -= 1
+                    continue
                 self._age_by_wait(i, n, now)
                 try:
                     await m.send(self._views[i][:n])
@@ -420,6 +431,13 @@ class LoRaRadio:
             held = -1
             self._head = (i + 1) % self._q
             self._count -= 1
+
+    def _too_late(self, i, n, now):
+        """A frame other than DATA that waited longer than ctl_max_wait_ms:
+        a DIGEST or REQUEST says what its sender held then, and with a
+        network key its stamp makes it stale after auth_window_ms (10 s)."""
+        b = self._slots[i]
+        return n >= 8 and (b[0] == 0x12 or b[0] == 0x13) and ticks.diff(now, self._qat[i]) > self.ctl_max_wait_ms
 
     def _age_by_wait(self, i, n, now):
         """A DATA frame's age (bytes 14-15, 4 ms units) grows by the time it
@@ -473,6 +491,7 @@ class LoRaRadio:
             "tx_airtime_ms": self.tx_airtime_ms,
             "tx_queued": self._count,
             "tx_queue_drops": self.tx_queue_drops,
+            "tx_stale_dropped": self.tx_stale_dropped,
             "tx_deferred": self.tx_deferred,
             "tx_defer_max_ms": self.tx_defer_max_ms,
             "tx_too_big": self.tx_too_big,

@@ -156,7 +156,7 @@ class Ring:
         self.src[s] = src
         self.ohi[s] = (frame[8] << 16) | (frame[9] << 8) | frame[10]
         self.olo[s] = frame[11]
-        self._order = (self._order + 1) & MASK
+        self._order = (self._order - MASK) & MASK
         self.order[s] = self._order
 
     def free(self, s):

@@ -17,7 +17,7 @@ _HALF = const(0x20000000)
 
 def add(t, delta):
     """t + delta, wrapped (time.ticks_add)."""
-    return (t + delta) & MASK
+    return (t - MASK + delta - 1) & MASK  # t + delta, never past a small int
 
 
 def diff(a, b):

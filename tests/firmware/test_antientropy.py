@@ -62,13 +62,28 @@ def test_consistent_digests_suppress_ours():
     a._summary(ack.t)
     mine = a._build_digest(ack.t)
     d = wire.decode(mine)
-    # a neighbour's digest with the same summary: ours is not needed this interval
+    # two neighbours' digests with the same summary (Trickle's k = 2): ours
+    # is not needed this interval
     a.receive(wire.encode_digest(5, d["ids"], summary=d["summary"], live=d["live"]), addr_of(5))
+    a.receive(wire.encode_digest(6, d["ids"], summary=d["summary"], live=d["live"]), addr_of(6))
     assert asent == []
     for _ in range(2 * cfg.gossip_interval_ms // 10):
         ack.advance(10)
         a.tick()
     assert a.stats()["digests_out"] == 0
+
+
+def test_one_consistent_digest_does_not_suppress_ours():
+    cfg = Config.small(relay_delay_ms=0, suppress_count=1)
+    a, asent, agot, ack = _node(cfg, 1)
+    a.receive(wire.encode_data(9, 1, b"x"), addr_of(9))
+    a._summary(ack.t)
+    d = wire.decode(a._build_digest(ack.t))
+    a.receive(wire.encode_digest(5, d["ids"], summary=d["summary"], live=d["live"]), addr_of(5))
+    for _ in range(2 * cfg.gossip_interval_ms // 10):
+        ack.advance(10)
+        a.tick()
+    assert a.stats()["digests_out"] >= 1
 
 
 def test_a_lossy_link_is_healed_by_pull():
@@ -117,7 +132,11 @@ def test_digest_lists_newest_first_and_flags_truncation():
     d = wire.decode(a._build_digest(ack.t))
     assert d["ids"] == [(9, 5), (9, 4), (9, 3)]
     assert d["truncated"] and d["live"] == 5
-    assert d["span_ms"] == 20  # the oldest listed, (9, 3), is 20 ms old
+    assert d["span_ms"] == 8  # the newest stretch: (9, 4), 10 ms old (in 4 ms units, down)
+    # the last entry goes round the older ids, one digest after another,
+    # so every live id is advertised in turn
+    rest = [wire.decode(a._build_digest(ack.t))["ids"] for _ in range(3)]
+    assert rest == [[(9, 5), (9, 4), (9, 2)], [(9, 5), (9, 4), (9, 1)], [(9, 5), (9, 4), (9, 3)]]
 
 
 def test_young_differences_are_the_wave_passing_not_a_loss():

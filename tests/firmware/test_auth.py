@@ -373,3 +373,59 @@ def test_an_answer_to_another_nonce_does_not_set_the_clock():
     assert b.receive(sealed) is False
     assert not b._synced
     assert b.net_time() >= 900000  # (the clock still catches up: it just isn't trusted)
+
+
+def test_two_nodes_rebooting_together_both_get_the_time():
+    # B and C come back at once next to A, which knows the time and is idle:
+    # their questions can't be suppressed by each other's (Trickle would),
+    # and A answers both nonces
+    cfg = Config.small(relay_delay_ms=0, gossip_interval_ms=1500)
+    net = Net(1, cfg, key=KEY, t0=10000)
+    net.nodes[0].set_net_time(300000)
+    net.run(4000)
+    for nid in (0x0B000001, 0x0C000001):
+        g = net.add_node(nid)
+        net.link(0, len(net.nodes) - 1)
+        g.set_net_time(300000 - 70000 // 64)  # a minute behind
+    net.link(1, 2)
+    net.run(2500)  # less than sync_wait_ms: answers, not the timeout
+    a = net.nodes[0].net_time()
+    for g in net.nodes[1:]:
+        assert g._synced and g.net_time() >= a - 2, (g.net_time(), a)
+
+
+def test_a_flood_mode_node_asks_for_the_time_too():
+    cfg = Config.small(relay_delay_ms=0, mode="flood")
+    net = Net(1, cfg, key=KEY, t0=10000)
+    net.nodes[0].set_net_time(300000)
+    net.run(4000)
+    g = net.add_node(0x0B000001)
+    net.link(0, 1)
+    g.set_net_time(300000 - 70000 // 64)
+    net.run(1500)
+    assert g._synced and g.net_time() >= net.nodes[0].net_time() - 2
+
+
+def test_a_quarantined_message_that_expired_meanwhile_is_not_delivered():
+    # first boot, no saved clock: a genuine message 29 s old (of 30) waits
+    # in quarantine for the 3 s sync_wait_ms; by then it is too old to deliver
+    cfg = Config.small(relay_delay_ms=0)
+    b, ck, out, got = _engine(cfg, sync=False)
+    m = wire.encode_data(SRC, 7, b"about to expire", age_ms=29000, key=KEY, stamp=500000 - 29000 // 64)
+    assert b.receive(m) is False
+    ck.t += cfg.sync_wait_ms
+    b.tick()
+    assert got == [] and b.stats()["expired"] == 1
+
+
+def test_a_replayed_question_is_not_answered_over_and_over():
+    cfg = Config.small(relay_delay_ms=0, gossip_interval_ms=1000)
+    a, ck, out, got = _engine(cfg)
+    q = wire.encode_digest(0x0B000001, [], live=0, ask=True, key=KEY, stamp=0x1234)
+    del out[:]
+    for _ in range(100):  # 100 copies of one question in 1 s
+        a.receive(q)
+        ck.t += 10
+        a.tick()
+    answers = [f for f in out if wire.decode(f, key=KEY).get("echo") == 0x1234]
+    assert 1 <= len(answers) <= 5, len(answers)

@@ -241,3 +241,33 @@ def test_a_flooding_origin_is_not_asked_for_until_its_penalty_is_over():
     g.receive(wire.encode_digest(0x0D0D0D0D, [(FLOODER, 101)], span_ms=60000, ages_ms=[1000]))
     asked = [i for f in out if wire.decode(f)["type"] == "request" for i in wire.decode(f)["ids"]]
     assert asked == [(FLOODER, 101)], asked
+
+
+def test_a_frame_the_sender_limit_refuses_does_not_count_against_its_origin():
+    # a replayer empties neighbour S's bucket and repeats a calm origin's
+    # message through it: the origin must not come to look like a flooder
+    cfg = Config.medium(relay_delay_ms=0, settle_ms=0)  # 50/s per sender, 20/s per origin, bursts of 64
+    g, ck, got = _engine(cfg)
+    s_, t_, o_ = 0x5, 0x7, 0x0C0C0C0C
+    g.receive(wire.encode_digest(s_, []), b"\x02\x00\x00\x00\x00\x05")
+    g.receive(wire.encode_digest(t_, []), b"\x02\x00\x00\x00\x00\x07")
+    ck.t += 5000
+    for k in range(100):  # S's bucket, emptied by other origins' messages
+        g.receive(wire.encode_data(0x0D000000 + k, 1, b"x", sender=s_), b"\x02\x00\x00\x00\x00\x05")
+    m1 = wire.encode_data(o_, 1, b"calm 1", sender=s_)
+    for _ in range(100):
+        g.receive(m1, b"\x02\x00\x00\x00\x00\x05")
+    assert not g._origins.busy(o_ >> 8, o_ & 0xFF, ck.t, cfg.origin_rate, cfg.rate_burst)
+    assert g.receive(wire.encode_data(o_, 2, b"calm 2", sender=t_), b"\x02\x00\x00\x00\x00\x07") is True
+
+
+def test_a_flooder_keeps_its_penalty_when_a_new_origin_comes():
+    cfg = Config.small(relay_delay_ms=0, settle_ms=0, rate_limit=0, origin_rate=20, rate_burst=8,
+                       max_message_age_ms=20000)
+    g, ck, got = _engine(cfg)
+    for s in range(40):
+        ck.t += 1
+        g.receive(wire.encode_data(FLOODER, s, b"flood"))
+    ck.t += 1000
+    g.receive(wire.encode_data(0x0C0C0C0C, 1, b"a new origin"))
+    assert g._origins.busy(FLOODER >> 8, FLOODER & 0xFF, ck.t, 20, 8)
