@@ -101,7 +101,7 @@ class Dedup:
             best_age = -1
             best_body = True
             for i in range(b, b + 4):
-                age = ((now - at[i] + _HALF) & MASK) - _HALF
+                age = ((now - at[i] ^ _HALF) & MASK) - _HALF
                 body = sl[i] >= 0
                 if (best_body and not body) or (body == best_body and age > best_age):
                     best = i
@@ -111,7 +111,7 @@ class Dedup:
             # remember how recent the forgetting reaches
             k = b >> 2
             t = at[best]
-            if not self.wm_set[k] or ((t - self.wm[k] + _HALF) & MASK) - _HALF > 0:
+            if not self.wm_set[k] or ((t - self.wm[k] ^ _HALF) & MASK) - _HALF > 0:
                 self.wm[k] = t
                 self.wm_set[k] = 1
         self.used += 1
@@ -124,13 +124,13 @@ class Dedup:
         """True when an id absent from the table may be one it forgot: the
         message was born no later than the last eviction in its bucket."""
         k = _bucket(hi, lo, self._bmask)
-        return self.wm_set[k] and ((born - self.wm[k] + _HALF) & MASK) - _HALF <= 0
+        return self.wm_set[k] and ((born - self.wm[k] ^ _HALF) & MASK) - _HALF <= 0
 
     def expire_watermarks(self, now, horizon_ms):
         """Drop watermarks older than horizon_ms: messages born before them
         are refused for their age anyway (and the ticks must not wrap)."""
         for k in range(len(self.wm)):
-            if self.wm_set[k] and ((now - self.wm[k] + _HALF) & MASK) - _HALF > horizon_ms:
+            if self.wm_set[k] and ((now - self.wm[k] ^ _HALF) & MASK) - _HALF > horizon_ms:
                 self.wm_set[k] = 0
 
     def forget_older(self, now, horizon_ms):
@@ -140,7 +140,7 @@ class Dedup:
         sl = self.slot
         n = 0
         for i in range(self.slots):
-            if h[i] != _EMPTY and sl[i] < 0 and ((now - at[i] + _HALF) & MASK) - _HALF > horizon_ms:
+            if h[i] != _EMPTY and sl[i] < 0 and ((now - at[i] ^ _HALF) & MASK) - _HALF > horizon_ms:
                 h[i] = _EMPTY
                 n += 1
         self.used -= n

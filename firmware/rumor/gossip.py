@@ -30,8 +30,10 @@ from .ring import HELD, LIMITED, OWN, PUSH, QUAR, RELAY, Ring
 
 # Ticks and counters are 30-bit.  A 32-bit board's small ints stop at
 # 2**30 - 1, and anything past it is a big int on the heap, so sums are
-# written to stay below: (x - _MASK) & _MASK is x + 1 modulo 2**30, and
-# (t - _MASK + d - 1) & _MASK is t + d.
+# written to stay below: (x - _MASK) & _MASK is x + 1 modulo 2**30,
+# (t - _MASK + d - 1) & _MASK is t + d, and ((a - b ^ _HALF) & _MASK) - _HALF
+# is a - b as a signed difference (the xor flips the bit a + _HALF would
+# carry into, without the carry).
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
 
@@ -308,7 +310,7 @@ class Gossip:
         if not isinstance(t, int) or not 0 <= t <= _MASK:
             raise ValueError("network time must be an int in 0..2**30-1, got %r" % (t,))
         now = self._now()
-        if (self._synced or self._floor) and ((t - self._net_now(now) + _HALF) & _MASK) - _HALF <= 0:
+        if (self._synced or self._floor) and ((t - self._net_now(now) ^ _HALF) & _MASK) - _HALF <= 0:
             return
         self._net = t
         self._net_at = now
@@ -335,7 +337,7 @@ class Gossip:
                     self.duplicates = (self.duplicates - _MASK) & _MASK
                     return False
         if not ask and (self._synced or self._floor):
-            d = ((self._net_now(now) - st + _HALF) & _MASK) - _HALF
+            d = ((self._net_now(now) - st ^ _HALF) & _MASK) - _HALF
             if d > (self._age_max_u if t == _T_DATA else self._window_u):
                 self.stale = (self.stale - _MASK) & _MASK
                 # A stale digest is a replay, or a neighbour whose clock
@@ -395,14 +397,14 @@ class Gossip:
             elif st & QUAR:
                 f = r.frame[s]
                 o = len(f) - trl
-                d = ((net - (((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) + _HALF)
+                d = ((net - (((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) ^ _HALF)
                      & _MASK) - _HALF
                 if d > self._age_max_u:
                     self.stale = (self.stale - _MASK) & _MASK
                     self._dedup.slot[r.dix[s]] = -1  # the id stays seen
                     r.free(s)
                     continue
-                if ((now - r.born[s] + _HALF) & _MASK) - _HALF > self._age_max:
+                if ((now - r.born[s] ^ _HALF) & _MASK) - _HALF > self._age_max:
                     self.expired = (self.expired - _MASK) & _MASK  # too old by its wire age
                     self._dedup.slot[r.dix[s]] = -1
                     r.free(s)
@@ -440,9 +442,9 @@ class Gossip:
     def _time_tick(self, now):
         """Ask for the time while we don't know it; answer those who ask."""
         if not self._synced:
-            if ((now - self._sync_by + _HALF) & _MASK) - _HALF >= 0:
+            if ((now - self._sync_by ^ _HALF) & _MASK) - _HALF >= 0:
                 self._sync(now)  # nobody told us the time: ours is the mesh's
-            elif ((now - self._ask_at + _HALF) & _MASK) - _HALF >= 0:
+            elif ((now - self._ask_at ^ _HALF) & _MASK) - _HALF >= 0:
                 # in every mode, whatever Trickle would do: a question
                 # suppressed by others' digests is a node left unsynced
                 self._ask_at = (now - _MASK + self._ask_every - 1) & _MASK
@@ -455,7 +457,7 @@ class Gossip:
                     if lst is not None:
                         self._send(f, lst)
             return
-        if self._en and ((now - self._e_at + _HALF) & _MASK) - _HALF >= 0:
+        if self._en and ((now - self._e_at ^ _HALF) & _MASK) - _HALF >= 0:
             nonce = self._eq[0]
             row = self._erow[0]
             self._answered(nonce)
@@ -498,7 +500,7 @@ class Gossip:
         """Send ring slot s with its age and hop count brought up to date.
         False (and nothing sent) when it has expired or reached the hop limit."""
         r = self._ring
-        age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
+        age = ((now - r.born[s] ^ _HALF) & _MASK) - _HALF
         if age > self._age_max:
             return False
         st = r.state[s]
@@ -813,7 +815,7 @@ class Gossip:
             m.end = end
             m.hops = r.hops[s]
             m.priority = r.prio[s]
-            m.age_ms = ((now - r.born[s] + _HALF) & _MASK) - _HALF
+            m.age_ms = ((now - r.born[s] ^ _HALF) & _MASK) - _HALF
             m.seq = (g[12] << 8) | g[13]
             m.origin_hi = (g[8] << 8) | g[9]
             m.origin_lo = (g[10] << 8) | g[11]
@@ -920,7 +922,7 @@ class Gossip:
         r.heard[s] = 0
         r.need[s] = need
         r.state[s] |= RELAY
-        if not self._relay_pending or ((due - self._next_relay + _HALF) & _MASK) - _HALF < 0:
+        if not self._relay_pending or ((due - self._next_relay ^ _HALF) & _MASK) - _HALF < 0:
             self._next_relay = due
             self._relay_pending = True
         if wait == 0:
@@ -935,11 +937,11 @@ class Gossip:
         pending = False
         for s in range(r.slots):
             if st[s] & RELAY:
-                w = ((due[s] - now + _HALF) & _MASK) - _HALF
+                w = ((due[s] - now ^ _HALF) & _MASK) - _HALF
                 if w <= 0:
                     st[s] &= ~RELAY
                     self._send_slot(s, now, None)
-                elif not pending or ((due[s] - nxt + _HALF) & _MASK) - _HALF < 0:
+                elif not pending or ((due[s] - nxt ^ _HALF) & _MASK) - _HALF < 0:
                     nxt = due[s]
                     pending = True
         self._relay_pending = pending
@@ -957,7 +959,7 @@ class Gossip:
             r.mark[s] = 0
             # (a message at its hop limit can't be sent: not listed, not counted)
             if (r.used[s] and not r.state[s] & (LIMITED | HELD | QUAR)
-                    and ((now - r.born[s] + _HALF) & _MASK) - _HALF <= self._age_max):
+                    and ((now - r.born[s] ^ _HALF) & _MASK) - _HALF <= self._age_max):
                 i = r.dix[s]
                 hi = d.hi[i]
                 lo = d.lo[i]
@@ -1029,13 +1031,26 @@ class Gossip:
             f[o + 3] = g[11]
             f[o + 4] = g[12]
             f[o + 5] = g[13]
-            age = ((now - r.born[best] + _HALF) & _MASK) - _HALF
-            if cnt < head:
-                oldest_age = age  # span: the oldest of the newest, contiguous stretch
+            age = ((now - r.born[best] ^ _HALF) & _MASK) - _HALF
+            if age > oldest_age:
+                oldest_age = age
             a = age >> _DAGE_SHIFT
             f[o + 6] = a if a < 255 else 255
             o += _DID
             cnt += 1
+        # span: every live id younger than it is listed (receivers push what
+        # we lack only below it).  Ring order is arrival, not age: an old
+        # message fetched late sits among the newest, so take the youngest
+        # live id left out, if any, rather than a position in the list.
+        if cnt < n:
+            left = -1
+            for s in range(r.slots):
+                if mark[s] == 1:
+                    age = ((now - r.born[s] ^ _HALF) & _MASK) - _HALF
+                    if left < 0 or age < left:
+                        left = age
+            if left >= 0:
+                oldest_age = left
         f[0] = (_VERSION << 4) | _T_DIGEST
         fl = _F_TRUNCATED if cnt < n else 0
         if self._auth is not None:
@@ -1135,7 +1150,7 @@ class Gossip:
         orate = self._orate
         for s in range(r.slots):
             if mark[s] == 1:
-                age = ((now - r.born[s] + _HALF) & _MASK) - _HALF
+                age = ((now - r.born[s] ^ _HALF) & _MASK) - _HALF
                 if age >= settle and age < span:
                     # not a flooding origin's: what its rate limit kept from
                     # our neighbours, we don't push to them behind its back
@@ -1218,26 +1233,26 @@ class Gossip:
         now = self._now()
         if self._auth is not None:
             self._time_tick(now)
-        if self._relay_pending and ((now - self._next_relay + _HALF) & _MASK) - _HALF >= 0:
+        if self._relay_pending and ((now - self._next_relay ^ _HALF) & _MASK) - _HALF >= 0:
             self._relays(now)
         if self._mode != _FLOOD:
             if self._bcast:
                 self._trickle(now)
-            elif ((now - self._next_round + _HALF) & _MASK) - _HALF >= 0:
+            elif ((now - self._next_round ^ _HALF) & _MASK) - _HALF >= 0:
                 self._next_round = (self._next_round - _MASK + self._interval - 1) & _MASK
-                if ((now - self._next_round + _HALF) & _MASK) - _HALF >= 0:
+                if ((now - self._next_round ^ _HALF) & _MASK) - _HALF >= 0:
                     self._next_round = (now - _MASK + self._interval - 1) & _MASK  # we were late
                 self._round(now)
-        if ((now - self._next_prune + _HALF) & _MASK) - _HALF >= 0:
+        if ((now - self._next_prune ^ _HALF) & _MASK) - _HALF >= 0:
             self._next_prune = (now - _MASK + self._prune_every - 1) & _MASK
             self.prune(now)
 
     def _trickle(self, now):
-        if not self._t_fired and ((now - self._t_fire + _HALF) & _MASK) - _HALF >= 0:
+        if not self._t_fired and ((now - self._t_fire ^ _HALF) & _MASK) - _HALF >= 0:
             self._t_fired = True
             if self._t_heard < _TRICKLE_K or self._owe:
                 self._send_digest(now, None)
-        if ((now - self._t_end + _HALF) & _MASK) - _HALF >= 0:
+        if ((now - self._t_end ^ _HALF) & _MASK) - _HALF >= 0:
             i = self._t_i << 1
             if i > self._imax:
                 i = self._imax
@@ -1288,7 +1303,7 @@ class Gossip:
         r = self._ring
         d = self._dedup
         for s in range(r.slots):
-            if r.used[s] and ((now - r.born[s] + _HALF) & _MASK) - _HALF > self._age_max:
+            if r.used[s] and ((now - r.born[s] ^ _HALF) & _MASK) - _HALF > self._age_max:
                 d.slot[r.dix[s]] = -1
                 r.free(s)
                 self.expired = (self.expired - _MASK) & _MASK
@@ -1304,9 +1319,9 @@ class Gossip:
     def next_deadline(self):
         """Milliseconds until tick() has something to do (>= 0)."""
         now = self._now()
-        best = ((self._next_prune - now + _HALF) & _MASK) - _HALF
+        best = ((self._next_prune - now ^ _HALF) & _MASK) - _HALF
         if self._relay_pending:
-            w = ((self._next_relay - now + _HALF) & _MASK) - _HALF
+            w = ((self._next_relay - now ^ _HALF) & _MASK) - _HALF
             if w < best:
                 best = w
         if self._mode != _FLOOD:
@@ -1314,17 +1329,17 @@ class Gossip:
                 t = self._t_end if self._t_fired else self._t_fire
             else:
                 t = self._next_round
-            w = ((t - now + _HALF) & _MASK) - _HALF
+            w = ((t - now ^ _HALF) & _MASK) - _HALF
             if w < best:
                 best = w
         if self._auth is not None:
             if not self._synced:
                 for t in (self._ask_at, self._sync_by):
-                    w = ((t - now + _HALF) & _MASK) - _HALF
+                    w = ((t - now ^ _HALF) & _MASK) - _HALF
                     if w < best:
                         best = w
             elif self._en:
-                w = ((self._e_at - now + _HALF) & _MASK) - _HALF
+                w = ((self._e_at - now ^ _HALF) & _MASK) - _HALF
                 if w < best:
                     best = w
         return best if best > 0 else 0
@@ -1387,6 +1402,6 @@ class Gossip:
             if p.flags[k]:
                 heard = None
                 if p.flags[k] & HEARD:
-                    heard = ((now - p.heard[k] + _HALF) & _MASK) - _HALF
+                    heard = ((now - p.heard[k] ^ _HALF) & _MASK) - _HALF
                 out.append((bytes(p.addr[k]) or None, p.node_id(k), heard, bool(p.flags[k] & STATIC)))
         return out

@@ -132,11 +132,16 @@ class Peers:
         return True
 
     def refund(self, k, burst):
-        """Give back the frame allow() just took from row k."""
+        """Give back the frame allow() just took for row k (from its own
+        bucket, or from the one new senders share)."""
         t = self.tok[k]
+        cap = burst * 1000
         if t >= 0:
             t += 1000
-            self.tok[k] = t if t < burst * 1000 else burst * 1000
+            self.tok[k] = t if t < cap else cap
+        elif self._new_tok >= 0:
+            t = self._new_tok + 1000
+            self._new_tok = t if t < cap else cap
 
     # -- slower paths ----------------------------------------------------------
     def _learn(self, hi, lo, addr, now):
@@ -179,7 +184,7 @@ class Peers:
         oldest = -1
         for k in range(self.n):
             if not fl[k] & STATIC:
-                age = ((now - self.heard[k] + _HALF) & MASK) - _HALF if fl[k] & HEARD else _HALF
+                age = ((now - self.heard[k] ^ _HALF) & MASK) - _HALF if fl[k] & HEARD else _HALF
                 if age > oldest:
                     oldest = age
                     best = k
@@ -241,14 +246,14 @@ class Peers:
         return k >= 0
 
     def active(self, k, now, timeout):
-        return (self.flags[k] & HEARD) and ((now - self.heard[k] + _HALF) & MASK) - _HALF <= timeout
+        return (self.flags[k] & HEARD) and ((now - self.heard[k] ^ _HALF) & MASK) - _HALF <= timeout
 
     def expire(self, now, timeout):
         """Forget 'heard' on rows silent for longer than timeout, before the
         30-bit tick difference can wrap and make them look fresh again."""
         fl = self.flags
         for k in range(self.n):
-            if fl[k] & HEARD and ((now - self.heard[k] + _HALF) & MASK) - _HALF > timeout:
+            if fl[k] & HEARD and ((now - self.heard[k] ^ _HALF) & MASK) - _HALF > timeout:
                 fl[k] &= ~HEARD
 
     def active_count(self, now, timeout):

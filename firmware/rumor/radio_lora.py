@@ -390,6 +390,15 @@ class LoRaRadio:
             air = self.airtime_ms(n)
             now = self._clock() & _MASK
             wait = duty.wait_ms(now, air)
+            if self._too_late(i, n, ticks.add(now, wait) if wait > 0 else now):
+                # a digest or request the duty cycle holds back (or held) for
+                # long: stale to its hearers by the time it goes; the core
+                # makes a fresh one, so it is dropped now, not waited for
+                self.tx_stale_dropped = self.tx_stale_dropped + 1 if self.tx_stale_dropped < _MASK else 0
+                held = -1
+                self._head = (i + 1) % self._q
+                self._count -= 1
+                continue
             if wait > 0:
                 # Over budget: sleep until the window has let go of enough
                 # airtime, then look again (new frames only queue meanwhile).
@@ -403,14 +412,6 @@ class LoRaRadio:
                     d = ticks.diff(now, held)
                     if d > self.tx_defer_max_ms:
                         self.tx_defer_max_ms = d
-                if self._too_late(i, n, now):
-                    # a digest or request held back by the duty cycle for
-                    # long: stale to its hearers; the core makes a fresh one
-                    self.tx_stale_dropped = (self.tx_stale_dropped + 1) & _MASK
-                    held = -1
-                    self._head = (i + 1) % self._q
-                    self._count -= 1
-                    continue
                 self._age_by_wait(i, n, now)
                 try:
                     await m.send(self._views[i][:n])

@@ -22,4 +22,4 @@ def add(t, delta):
 
 def diff(a, b):
     """Signed a - b in (-2**29, 2**29] (time.ticks_diff)."""
-    return ((a - b + _HALF) & MASK) - _HALF
+    return ((a - b ^ _HALF) & MASK) - _HALF

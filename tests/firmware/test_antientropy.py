@@ -132,7 +132,8 @@ def test_digest_lists_newest_first_and_flags_truncation():
     d = wire.decode(a._build_digest(ack.t))
     assert d["ids"] == [(9, 5), (9, 4), (9, 3)]
     assert d["truncated"] and d["live"] == 5
-    assert d["span_ms"] == 8  # the newest stretch: (9, 4), 10 ms old (in 4 ms units, down)
+    # span: every live id younger than it is listed; (9, 2), 30 ms old, is not
+    assert d["span_ms"] == 28  # (in 4 ms units, rounded down)
     # the last entry goes round the older ids, one digest after another,
     # so every live id is advertised in turn
     rest = [wire.decode(a._build_digest(ack.t))["ids"] for _ in range(3)]
@@ -219,3 +220,38 @@ def test_a_late_joiner_announces_itself_and_is_caught_up_at_once():
     net.run(3000)
     assert sorted(p for _o, _s, p, _h in net.got[3]) == [b"one", b"two"]
     assert late.stats()["requests_out"] >= 1
+
+
+def test_span_never_covers_an_id_left_out_even_if_it_arrived_late():
+    # A's newest arrivals are old messages it fetched late: a position in
+    # the list says nothing of age.  B, which holds all of A's and one more,
+    # must push only that one.
+    ck = Clock(100000)
+    cfg = Config.small(relay_delay_ms=0, mtu=79, max_payload=20, rate_limit=0, origin_rate=0,
+                       settle_ms=0, max_message_age_ms=60000)  # 9 ids a digest
+
+    def mk(nid):
+        g = Gossip(cfg, nid, ck.read, random.getrandbits)
+        g.on_forward(lambda f, to: None)
+        g.start()
+        return g
+
+    a = mk(0x0A000001)
+    b = mk(0x0B000001)
+    for s in range(14):
+        ck.t += 20
+        f = wire.encode_data(0x0C000001, s, b"f")
+        a.receive(f)
+        b.receive(f)
+    for s in range(6):
+        ck.t += 20
+        f = wire.encode_data(0x0D000001, s, b"o", age_ms=20000)
+        a.receive(f)
+        b.receive(f)
+    b.receive(wire.encode_data(0x0E000001, 0, b"e"))
+    ck.t += 100
+    d = bytes(a._build_digest(ck.t))
+    assert wire.decode(d)["truncated"]
+    before = b.stats()["answered"]
+    b.receive(d, bytes((2, 0, 0, 0, 0, 1)), -60)
+    assert b.stats()["answered"] - before == 1
