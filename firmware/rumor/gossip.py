@@ -69,6 +69,11 @@ _HYBRID = const(1)
 _GOSSIP = const(2)
 
 
+def _u30(f, o):
+    """The 30-bit big-endian value at f[o:o+4] (stamps, nonces, summaries)."""
+    return ((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]
+
+
 def _no_radio(frame, to_peers):
     raise RuntimeError("no radio: call on_forward(cb)")
 
@@ -323,7 +328,7 @@ class Gossip:
         auth = self._auth
         assert auth is not None
         o = n - self._trl
-        st = ((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]
+        st = _u30(f, o)
         # a node asking for the time has no clock: its stamp field is a nonce
         ask = t == _T_DIGEST and f[1] & _F_SYNC
         d = 0
@@ -359,7 +364,7 @@ class Gossip:
             self._cc_t[i] = st
             self._cc_i = (i + 1) % _CTL_SEEN
         if t == _T_DIGEST and f[1] & _F_ECHO:
-            e = ((f[o - 4] & 0x3F) << 24) | (f[o - 3] << 16) | (f[o - 2] << 8) | f[o - 1]
+            e = _u30(f, o - 4)
             if self._synced:
                 self._answered(e)  # somebody else answered it: we need not
             elif e == self._nonce:
@@ -397,8 +402,7 @@ class Gossip:
             elif st & QUAR:
                 f = r.frame[s]
                 o = len(f) - trl
-                d = ((net - (((f[o] & 0x3F) << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) ^ _HALF)
-                     & _MASK) - _HALF
+                d = ((net - _u30(f, o) ^ _HALF) & _MASK) - _HALF
                 if d > self._age_max_u:
                     self.stale = (self.stale - _MASK) & _MASK
                     self._dedup.slot[r.dix[s]] = -1  # the id stays seen
@@ -691,8 +695,7 @@ class Gossip:
         if t == _T_DIGEST and frame[1] & _F_SYNC and self._auth is not None:
             if self._synced:
                 o = n - self._trl
-                self._to_answer(((frame[o] & 0x3F) << 24) | (frame[o + 1] << 16) | (frame[o + 2] << 8)
-                                | frame[o + 3], p, now)
+                self._to_answer(_u30(frame, o), p, now)
         if t == _T_DIGEST:
             self._digest(frame, n, p, now)
         else:
@@ -1101,7 +1104,7 @@ class Gossip:
 
     def _digest(self, f, n, p, now):
         x = self._summary(now)
-        theirs = ((f[8] & 0x3F) << 24) | (f[9] << 16) | (f[10] << 8) | f[11]
+        theirs = _u30(f, 8)
         their_n = (f[12] << 8) | f[13]
         if theirs == x and their_n == self._sum_n:
             self._t_heard += 1  # Trickle: a consistent transmission

@@ -15,6 +15,7 @@ except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
 from . import mem
+from .bucket import level
 from .ticks import MASK
 
 _EMPTY = const(-1)
@@ -41,7 +42,6 @@ class Origins:
         second, bursts of burst); False when it is empty, and the origin then
         counts as flooding for penalty ms.  Allocates nothing."""
         cap = burst * 1000
-        lim = cap // rate + 1  # ms that fill an empty bucket (el * rate stays small)
         h = self.hi
         at = self.at
         k = -1
@@ -69,10 +69,7 @@ class Origins:
             self.pen[k] = 0
             t = cap
         else:
-            el = (now - at[k]) & MASK
-            t = self.tok[k] + (el if el < lim else lim) * rate
-            if t > cap:
-                t = cap
+            t = level(self.tok[k], at[k], now, rate, cap)
         at[k] = now
         if t < 1000:
             self.tok[k] = t
@@ -99,7 +96,5 @@ class Origins:
                     if d and d < 0x20000000:
                         return True
                     self.pen[k] = 0
-                el = (now - self.at[k]) & MASK
-                lim = burst * 1000 // rate + 1
-                return self.tok[k] + (el if el < lim else lim) * rate < burst * 500
+                return level(self.tok[k], self.at[k], now, rate, burst * 1000) < burst * 500
         return False

@@ -16,6 +16,7 @@ except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
 from . import mem
+from .bucket import level
 from .ticks import MASK
 
 _HALF = const(0x20000000)
@@ -96,7 +97,7 @@ class Peers:
         """Take one frame from row k's bucket (rate per second, at most burst
         saved up); False when it is empty."""
         cap = burst * 1000
-        lim = cap // rate + 1  # ms that fill an empty bucket (el * rate stays a small int)
+        lim = cap // rate + 1  # ms that fill an empty bucket
         t = self.tok[k]
         if t < 0:
             # A sender learned less than a bucket's filling time ago pays from
@@ -105,13 +106,7 @@ class Peers:
             # at every frame never gets past the shared bucket.)
             if (now - self.tok_at[k]) & MASK < lim:
                 s = self._new_tok
-                if s < 0:
-                    s = cap
-                else:
-                    el = (now - self._new_at) & MASK
-                    s += (el if el < lim else lim) * rate
-                    if s > cap:
-                        s = cap
+                s = cap if s < 0 else level(s, self._new_at, now, rate, cap)
                 self._new_at = now
                 if s < 1000:
                     self._new_tok = s
@@ -120,10 +115,7 @@ class Peers:
                 return True
             t = cap
             self.tok_at[k] = now
-        el = (now - self.tok_at[k]) & MASK
-        t += (el if el < lim else lim) * rate
-        if t > cap:
-            t = cap
+        t = level(t, self.tok_at[k], now, rate, cap)
         self.tok_at[k] = now
         if t < 1000:
             self.tok[k] = t

@@ -4,13 +4,12 @@ reboots into them."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from click.testing import CliRunner
+from vboard import answer
 
 from rumor_host.cli import main
-from rumor_host.serialio import PortError, command, open_port
 from rumor_host.swarm import Swarm
 
 
@@ -19,22 +18,6 @@ def swarm(tmp_path_factory):
     with Swarm(1, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"), stats_interval_ms=0,
                log=lambda s: None) as sw:
         yield sw
-
-
-def answer(port: str, cmd: str, want: str) -> dict:
-    for _ in range(100):
-        try:
-            s = open_port(port)
-        except PortError:
-            time.sleep(0.1)
-            continue
-        try:
-            return command(s, cmd, (want,), timeout=0.5)
-        except PortError:
-            pass
-        finally:
-            s.close()
-    raise AssertionError(f"{port}: no {want}")
 
 
 def test_deploy_to_a_virtual_board(swarm):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from vboard import answer
 
 from rumor_host.cli import main
 from rumor_host.deploy import KeyFileError, fingerprint, parse_key, read_key_file
 from rumor_host.logs import Collector, wait_ready
-from rumor_host.serialio import PortError, command, open_port
 from rumor_host.swarm import Swarm, SwarmError
 
 WAIT = 20.0  # upper bound for waits on events; no test asserts on time
@@ -149,22 +149,6 @@ def restore(b) -> None:
     (b.folder / "rumor.key").write_bytes(KEY)
     reboot(b)
     assert answer(b.port, "!stats", "stats")["key_fp"] == fp(KEY)
-
-
-def answer(port: str, cmd: str, want: str) -> dict:
-    for _ in range(100):
-        try:
-            s = open_port(port)
-        except PortError:
-            time.sleep(0.1)
-            continue
-        try:
-            return command(s, cmd, (want,), timeout=0.5)
-        except PortError:
-            pass
-        finally:
-            s.close()
-    raise AssertionError(f"{port}: no {want}")
 
 
 def events(col: Collector, port: str, ev: str, since: int = 0) -> list[dict]:

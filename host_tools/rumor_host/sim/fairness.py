@@ -43,6 +43,7 @@ from rumor import Config
 
 from .engine import Engine, Hooks, SimParams, build_scenario
 from .metrics import percentile
+from .report import md_rows, seed_list
 from .resilience import NET_TIME0, NETWORK_KEY
 from .strategies import STRATEGIES
 
@@ -383,16 +384,7 @@ def rich_table(rep: dict) -> Table:
 
 
 def markdown(rep: dict) -> str:
-    lines = ["| " + " | ".join(HEAD) + " |", "|---|--:|--:|"]
-    lines += ["| " + " | ".join(r) + " |" for r in table_rows(rep)]
-    return "\n".join(lines)
-
-
-def _seeds(text: str) -> list[int]:
-    if "-" in text and "," not in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(x) for x in text.split(",") if x.strip()]
+    return "\n".join(md_rows(HEAD, table_rows(rep)))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -411,7 +403,7 @@ def main(out: str, nodes: int, seeds: str, flood_rate: int, md: bool) -> None:
         console.print(f"  seed {c['seed']}, fairness {c['case']}: normal delivery "
                       f"{c['normal_delivery_ratio']:.2%} ({c['wall_s']:.0f} s)")
 
-    rep = run(fp, _seeds(seeds), tell)
+    rep = run(fp, seed_list(seeds), tell)
     rep["machine"] = platform.machine()
     rep["python"] = platform.python_version()
     Console(width=150).print(rich_table(rep))

@@ -59,15 +59,27 @@ def rich_table(report: dict, title: str | None = None) -> Table:
     return t
 
 
+def md_rows(head: list[str], body: list[list[str]]) -> list[str]:
+    """A Markdown table: the first column left-aligned, the rest right."""
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in body]
+
+
+def seed_list(text: str) -> list[int]:
+    """--seeds: a range 1-10 or a list 1,4,7."""
+    if "-" in text and "," not in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def markdown_table(report: dict, title: str | None = None) -> str:
     head, body = rows(report)
     lines = []
     if title:
         lines += [f"### {title}", ""]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|")
-    for r in body:
-        lines.append("| " + " | ".join(r) + " |")
+    lines += md_rows(head, body)
     lines += ["", bounds_line(report), ""]
     return "\n".join(lines)
 

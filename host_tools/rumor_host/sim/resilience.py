@@ -48,6 +48,7 @@ from rumor import wire as W
 
 from .engine import Actor, Engine, Hooks, SimParams, build_scenario
 from .metrics import percentile
+from .report import md_rows, seed_list
 from .strategies import STRATEGIES
 from .topology import Topology, bfs_hops
 
@@ -789,19 +790,8 @@ def rich_tables(rep: dict) -> list[Table]:
 
 
 def markdown(rep: dict) -> str:
-    lines = ["| " + " | ".join(RUN_HEAD) + " |", "|" + "|".join(["---"] + ["--:"] * (len(RUN_HEAD) - 1)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in run_rows(rep)]
     head, rows = outcome_rows(rep)
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _seeds(text: str) -> list[int]:
-    if "-" in text and "," not in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(x) for x in text.split(",") if x.strip()]
+    return "\n".join(md_rows(RUN_HEAD, run_rows(rep)) + [""] + md_rows(head, rows))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -815,7 +805,7 @@ def main(out: str, nodes: int, seeds: str, loss: float, md: bool) -> None:
     """Run the resilience scenario (faults + replayer + forger) and check the targets."""
     rp = ResilienceParams(nodes=nodes, loss=loss)
     console = Console(stderr=True)
-    sl = _seeds(seeds)
+    sl = seed_list(seeds)
     console.print(f"resilience: {nodes} nodes, {rp.end_ms // 1000} s simulated per seed, seeds {seeds}")
 
     def tell(r: dict) -> None:
