@@ -15,8 +15,7 @@ except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
 from . import mem
-from .bucket import level
-from .ticks import MASK
+from .ticks import MASK, level
 
 _EMPTY = const(-1)
 

@@ -16,8 +16,7 @@ except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
 from . import mem
-from .bucket import level
-from .ticks import MASK
+from .ticks import MASK, level
 
 _HALF = const(0x20000000)
 _UNKNOWN = const(-1)

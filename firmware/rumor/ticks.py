@@ -23,3 +23,15 @@ def add(t, delta):
 def diff(a, b):
     """Signed a - b in (-2**29, 2**29] (time.ticks_diff)."""
     return ((a - b ^ _HALF) & MASK) - _HALF
+
+
+def level(tok, at, now, rate, cap):
+    """A token bucket (the rate limits of peers.py and origins.py): the
+    tokens one holding tok at tick at has at tick now, filled at rate per
+    second, at most cap.  Tokens are thousandths of a frame, so a rate in
+    frames per second fills rate thousandths a millisecond, and every value
+    stays a small int on a 32-bit board."""
+    el = (now - at) & MASK
+    lim = cap // rate + 1  # ms that fill an empty bucket: el * rate stays small
+    t = tok + (el if el < lim else lim) * rate
+    return t if t < cap else cap
