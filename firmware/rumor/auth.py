@@ -1,7 +1,7 @@
 # Auth: the network key and the HMAC-SHA256 tags it puts on frames.
 #
 # With a key, every frame ends in a trailer: a 4-byte stamp (network time,
-# see gossip.py) and a tag, the first tag_len bytes of
+# see netclock.py) and a tag, the first tag_len bytes of
 # HMAC-SHA256(key, covered bytes).  What is covered is the whole frame up to
 # the tag, except the fields a relay rewrites on a DATA frame (hops, sender,
 # age), which are taken as zero: the origin signs a message once and every
@@ -21,7 +21,6 @@ except ImportError:  # CPython
 import hashlib
 
 _BLOCK = const(64)  # SHA-256 block size
-STAMP = const(4)  # network-time stamp in front of the tag
 KEY_MIN = const(16)
 KEY_MAX = const(64)
 

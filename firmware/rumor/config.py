@@ -7,10 +7,14 @@
 # Modes are the seed design's three migration phases.
 MODES = ("flood", "hybrid", "gossip")
 
-# Age travels on the wire in 4 ms units in 16 bits (docs/wire.md).
+# wire.py's values (a board never loads wire.py; tests/host/test_consts.py
+# checks these copies): age travels in 4 ms units in 16 bits, a DATA payload
+# follows a 16-byte header, a tagged frame ends in a 4-byte stamp and its tag.
 AGE_UNIT_MS = 4
-MAX_AGE_MS = 0xFFFF * AGE_UNIT_MS
-DATA_HDR = 16  # bytes of header in front of a DATA payload (docs/wire.md)
+AGE_WIRE_MAX = 0xFFFF
+MAX_AGE_MS = AGE_WIRE_MAX * AGE_UNIT_MS
+DATA_HDR = 16
+STAMP_LEN = 4
 
 _FIELDS = (
     # name, default, low, high   (None: not a plain integer range)
@@ -162,7 +166,7 @@ class Config:
         if self.origin_quota > self.ring_slots:
             raise ValueError("Config.origin_quota=%d must be <= ring_slots=%d"
                              % (self.origin_quota, self.ring_slots))
-        if self.mtu - DATA_HDR - 4 - self.tag_len < 1:
+        if self.mtu - DATA_HDR - STAMP_LEN - self.tag_len < 1:
             raise ValueError("Config.mtu=%d leaves no room for a payload after a %d-byte tag"
                              % (self.mtu, self.tag_len))
         if self.max_message_age_ms < self.gossip_interval_ms:

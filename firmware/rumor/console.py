@@ -16,12 +16,17 @@ import json
 import sys
 
 PREFIX = "@rumor "
+# The console protocol's version, in the boot and info events ("v"): raised
+# when an event loses or changes a field, or a command changes its answer
+# (new events, fields and commands keep it; docs/console.md has the history).
+VERSION = 2
 LEVELS = ("error", "warn", "info", "debug")
 ERROR = 0
 WARN = 1
 INFO = 2
 DEBUG = 3
-_MAX_LINE = 1024  # a longer command line is dropped (with an error event)
+LINE_MAX = 1024  # bytes: a longer command line is dropped (with an error event)
+_MAX_LINE = LINE_MAX
 
 
 def level_of(name):
@@ -43,6 +48,31 @@ def _value(v):
     if isinstance(v, int):
         return str(v)
     return json.dumps(v)
+
+
+PAYLOAD_SHOW = 384  # payload bytes a deliver event shows: its line stays within about 1 KB
+
+
+def show_payload(b, limit=PAYLOAD_SHOW):
+    """(text, is_hex, cut) of a payload for an event: the text itself when it
+    is printable UTF-8, else its hex; at most limit bytes of it."""
+    cut = len(b) > limit
+    if cut:
+        k = limit
+        while k > limit - 3 and 0x80 <= b[k] < 0xC0:
+            k -= 1  # not through a UTF-8 character
+        b = b[:k]
+    for x in b:
+        if x < 32 or x == 127:
+            break
+    else:
+        try:
+            return b.decode(), False, cut
+        except UnicodeError:
+            pass
+    import binascii
+
+    return binascii.hexlify(b).decode(), True, cut
 
 
 def format_event(ev, node_hex, t, fields):

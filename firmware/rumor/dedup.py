@@ -15,6 +15,10 @@
 # forgot, and is refused (forgotten() says so); one born after it cannot be.
 # Ages travel with messages, so this is an age check that closes the window
 # a cycling table would open.
+#
+# slot[i] links an id to the ring slot holding its body (-1: none).  The ring
+# writes and clears it (ring.Ring.put and free); this table only reads it, to
+# prefer evicting ids whose body is gone.
 from array import array
 
 try:
@@ -81,7 +85,8 @@ class Dedup:
         """Insert an id known to be absent; return its index.
 
         The entry it replaces may still own a ring body (slot[i] >= 0): the
-        caller must free that body first, which it learns from slot[i].
+        caller frees that body (ring.free, which clears slot[i]) before the
+        index is linked to another.
         """
         b = _bucket(hi, lo, self._bmask) << 2
         h = self.hi
@@ -119,6 +124,11 @@ class Dedup:
         self.lo[best] = lo
         at[best] = now
         return best
+
+    def remove(self, i):
+        """Forget entry i (its body, if any, freed first: slot[i] is -1)."""
+        self.hi[i] = _EMPTY
+        self.used -= 1
 
     def forgotten(self, hi, lo, born):
         """True when an id absent from the table may be one it forgot: the

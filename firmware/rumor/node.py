@@ -4,7 +4,12 @@
 # board.json is what `rumor deploy` writes: the board's file (boards/*.json)
 # plus "node_id" and an optional "node" object of settings:
 #     {"level": "info", "stats_interval_ms": 10000, "config": {field: value}}
-# (config: overrides of the preset's fields, e.g. {"mode": "flood"}).
+# (config: overrides of the preset's fields, e.g. {"mode": "flood"}; app: the
+# settings of the user's application).
+#
+# app.py (or app.mpy), if the board has one, is the user's application
+# (docs/apps.md): imported once the engine runs, its setup(node) gets a
+# rumor.app_api.App.  Without one, app_api is never imported.
 #
 # rumor.key, if the board has one, is the network key (16..64 raw bytes,
 # `rumor deploy --key-file`): every frame is then tagged with it and frames
@@ -15,12 +20,16 @@
 # rumor.time holds the network clock (Gossip.net_time()) saved now and then,
 # restored at boot so that a rebooted node still refuses replays of frames
 # older than what it had seen.
+import gc
+import os
 import sys
 import time
 
 from . import console as con
 from .config import Config
+from .counters import BAD_TAG, DUPLICATES, MALFORMED
 from .gossip import Gossip
+from .neighbours import NO_SNR, Neighbours
 
 _ADDR_HEX = "0123456789abcdef"
 KEY_FILE = "rumor.key"
@@ -200,6 +209,8 @@ class Node:
         self.console = c = con.Console(self.node_id, self.clock, write,
                                        con.level_of(settings.get("level", "info")))
         self.stats_interval_ms = settings.get("stats_interval_ms", 10000)
+        # deliver events carry the payload (node.payload_in_events: false on busy meshes)
+        self.payload_in_events = settings.get("payload_in_events", True) is not False
         save_ms = settings.get("time_save_ms", TIME_SAVE_MIN_MS)
         if not isinstance(save_ms, int):
             raise ValueError("node.time_save_ms must be a number of milliseconds")
@@ -213,6 +224,12 @@ class Node:
             # Not the node id alone: a rebooted node would start on the same
             # sequence numbers, ids its neighbours remember as seen.
             random.seed(self.node_id ^ _boot_entropy())
+        # The engine allocates all its tables now, once, for good: collect
+        # first, so that they are laid out in one piece of heap rather than
+        # in the gaps that loading and parsing the modules and board.json
+        # left (fragmentation, not the number of modules, is what fails a
+        # tight heap; see docs/core-api.md).
+        gc.collect()
         self.gossip = g = Gossip(self.config, self.node_id, clock=self.clock,
                                  rand=random.getrandbits, key=key)
         # only what names the key is kept here; the engine holds the key
@@ -227,18 +244,50 @@ class Node:
                 self.saved_time = t
         g.on_message(self._deliver)
         g.on_forward(self._forward)
+        self.neighbours = Neighbours(self.config.max_peers, self.node_id)
+        self._rssi = 0  # of the frame being received (deliver events show it)
+        self._lora = hasattr(self.radio, "last_snr")
         c.commands = {"inject": self.cmd_inject, "stats": self.cmd_stats,
+                      "info": self.cmd_info, "config": self.cmd_config,
                       "peers": self.cmd_peers, "level": self.cmd_level, "help": self.cmd_help}
         self._dup = 0
         self._bad = 0
         self._tag = 0
+        self.app = None  # the application (app_api.App) once app.py is set up
 
     # -- engine callbacks ------------------------------------------------------
     def _deliver(self, msg):
-        o = msg.origin
-        self.console.emit("deliver", "origin", "%08x" % o, "seq", msg.seq,
-                          "id", "%08x%04x" % (o, msg.seq), "hops", msg.hops,
-                          "age_ms", msg.age_ms, "priority", msg.priority, "len", len(msg))
+        if self.console.level >= con.INFO:  # below it nothing is formatted (nor allocated)
+            o = msg.origin
+            f = ("origin", "%08x" % o, "seq", msg.seq, "id", "%08x%04x" % (o, msg.seq),
+                 "hops", msg.hops, "age_ms", msg.age_ms, "priority", msg.priority,
+                 "len", len(msg), "rssi", self._rssi or None)
+            if self.payload_in_events:
+                text, is_hex, cut = con.show_payload(msg.payload())
+                f += ("payload", text)
+                if is_hex:
+                    f += ("payload_hex", True)
+                if cut:
+                    f += ("payload_cut", True)
+            self.console.emit("deliver", *f)
+        a = self.app  # no application: this test is all a message costs here
+        if a is not None:
+            a.deliver(msg)
+
+    def receive(self, frame, src=None, rssi=0):
+        """What the radio adapters call with every frame heard (node.py hands
+        itself to radio.run() in the engine's place): the engine's receive(),
+        and the sender's signal into the neighbour table when the engine took
+        the frame (not malformed, not a forgery)."""
+        c = self.gossip.counters
+        m = c[MALFORMED]
+        b = c[BAD_TAG]
+        self._rssi = rssi
+        new = self.gossip.receive(frame, src, rssi)
+        if c[MALFORMED] == m and c[BAD_TAG] == b:
+            self.neighbours.hear(frame, rssi, self.radio.last_snr if self._lora else NO_SNR,  # pyright: ignore[reportAttributeAccessIssue]  # only LoRaRadio has last_snr; _lora says so
+                                 self.clock())
+        return new
 
     def _forward(self, frame, to_peers):
         ok = self.radio.send(frame, to_peers)
@@ -255,17 +304,17 @@ class Node:
         c = self.console
         if c.level < con.DEBUG or is_new:
             return
-        g = self.gossip
+        n = self.gossip.counters
         reason = None
-        if g.duplicates != self._dup:
+        if n[DUPLICATES] != self._dup:
             reason = "duplicate"
-        elif g.malformed != self._bad:
+        elif n[MALFORMED] != self._bad:
             reason = "malformed"
-        elif g.bad_tag != self._tag:
+        elif n[BAD_TAG] != self._tag:
             reason = "bad_tag"
-        self._dup = g.duplicates
-        self._bad = g.malformed
-        self._tag = g.bad_tag
+        self._dup = n[DUPLICATES]
+        self._bad = n[MALFORMED]
+        self._tag = n[BAD_TAG]
         if reason:
             c.emit("drop", "reason", reason, "len", len(frame), "from", _hex(src), level=con.DEBUG)
 
@@ -282,11 +331,36 @@ class Node:
         self.emit_stats(con.ERROR)
 
     def cmd_peers(self, arg=""):
+        # [addr, node, ms since heard, static, rssi, snr, frames heard]
         rows = []
+        nb = self.neighbours
+        now = self.clock()
+        seen = []
         for addr, nid, ms, static in self.gossip.peers():
+            sig = nb.row(nid, now) if nid is not None else None
+            if sig is not None:
+                seen.append(nid)
+                ms = sig[3] if ms is None or sig[3] < ms else ms
             rows.append([_hex(addr) if addr else None, "%08x" % nid if nid is not None else None,
-                         ms, static])
+                         ms, static, sig[0] if sig else None, sig[1] if sig else None,
+                         sig[2] if sig else 0])
+        for nid in nb.ids():  # heard, but no longer in the engine's table
+            if nid not in seen:
+                sig = nb.row(nid, now)
+                if sig is not None:
+                    rows.append([None, "%08x" % nid, sig[3], False, sig[0], sig[1], sig[2]])
         self.console.emit("peers", "peers", rows, level=con.ERROR)
+
+    def cmd_info(self, arg=""):
+        self.boot_event("info")
+
+    def cmd_config(self, arg=""):
+        c = self.config
+        self.console.emit("config", "preset", self.board.get("config", "medium"),
+                          "config", c.to_dict(),
+                          "overrides", self.board.get("node", {}).get("config", {}),
+                          "payload_in_events", self.payload_in_events,
+                          "stats_interval_ms", self.stats_interval_ms, level=con.ERROR)
 
     def cmd_level(self, arg):
         if arg:
@@ -330,9 +404,9 @@ class Node:
         return True
 
     # -- the loop ----------------------------------------------------------------
-    def boot_event(self):
+    def boot_event(self, ev="boot"):
         b = self.board
-        self.console.emit("boot", "board", b.get("name"), "chip", b.get("chip"),
+        self.console.emit(ev, "v", con.VERSION, "board", b.get("name"), "chip", b.get("chip"),
                           "radio", b["radio"].get("kind"), "mode", self.config.mode,
                           "mtu", self.config.mtu, "memory_bytes", self.gossip.memory_bytes(),
                           "level", con.LEVELS[self.console.level], "auth", self.auth,
@@ -375,10 +449,26 @@ class Node:
         if self.auth:
             asyncio.create_task(self._time_saver())
         if self.board["radio"].get("kind") == "udp":
-            asyncio.create_task(self.radio.run(self.gossip, self._heard))  # pyright: ignore[reportCallIssue]  # only UdpRadio.run takes on_frame; kind udp is UdpRadio
+            asyncio.create_task(self.radio.run(self, self._heard))  # pyright: ignore[reportCallIssue]  # only UdpRadio.run takes on_frame; kind udp is UdpRadio
         else:
-            asyncio.create_task(self.radio.run(self.gossip))
+            asyncio.create_task(self.radio.run(self))
+        self.load_app()
         await self.console.run()
+
+    def load_app(self):
+        """Import app.py (or app.mpy) and call its setup() (docs/apps.md);
+        without one, rumor.app_api is not even loaded (its RAM stays free)."""
+        import os
+
+        for f in ("app.py", "app.mpy"):
+            try:
+                os.stat(f)
+            except OSError:
+                continue
+            from . import app_api
+
+            app_api.load(self)
+            return
 
 
 def boot(path="board.json", key_path=KEY_FILE, time_path=TIME_FILE, write=None):
@@ -387,6 +477,27 @@ def boot(path="board.json", key_path=KEY_FILE, time_path=TIME_FILE, write=None):
     board = load_board(path)
     key = load_key(key_path)
     return Node(board, write=write, key=key, time_path=time_path)
+
+
+def _remove_tree(p):
+    try:
+        os.remove(p)
+    except OSError:  # a folder
+        for f in os.listdir(p):
+            _remove_tree(p + "/" + f)
+        os.rmdir(p)
+
+
+def drop_old():
+    """`rumor deploy` keeps what it replaced as NAME.old (rumor.old/ for the
+    package) and puts it back if the node does not boot; the node booted
+    (its Node is built), so that will not be needed: remove them."""
+    try:
+        for f in os.listdir():
+            if f.endswith(".old"):
+                _remove_tree(f)
+    except OSError:
+        pass  # a full or read-only filesystem: the node runs all the same
 
 
 def run(path="board.json", key_path=KEY_FILE, time_path=TIME_FILE):
@@ -401,6 +512,7 @@ def run(path="board.json", key_path=KEY_FILE, time_path=TIME_FILE):
                                           ("cmd", "boot", "msg", str(e.args[0] if e.args else e)))
                          + "\n")
         return None
+    drop_old()
     try:
         asyncio.run(node.run())
     except KeyboardInterrupt:

@@ -254,6 +254,19 @@ class Peers:
                 n += 1
         return n
 
+    def report(self, now):
+        """[(address or None, node id or None, ms since heard or None, static)]
+        (allocates: for reports, not for the receive path)"""
+        out = []
+        fl = self.flags
+        for k in range(self.n):
+            if fl[k]:
+                heard = None
+                if fl[k] & HEARD:
+                    heard = ((now - self.heard[k] ^ _HALF) & MASK) - _HALF
+                out.append((bytes(self.addr[k]) or None, self.node_id(k), heard, bool(fl[k] & STATIC)))
+        return out
+
     def node_id(self, k):
         if self.hi[k] == _UNKNOWN:
             return None

@@ -19,6 +19,17 @@
 # airtime in any hour); "duty_cycle" and "duty_window_ms" override its duty
 # cycle.  Without a region: 1% of any hour.
 #
+# Listen before talk: before every transmission the adapter runs a channel
+# activity detection (rumor/lora_cad.py: SX127x opmode CAD, SX126x SetCAD,
+# driven through the driver's own register/command methods; docs/radios.md).
+# A busy channel keeps the frame at the queue's head for a random backoff
+# of 1..2^k slots (a slot: one CAD and a millisecond; k = 3 on the
+# first busy CAD in a row, one more each time, at most 6), after which the
+# duty budget and the CAD are looked at again; after "cad_tries" busy CADs
+# in a row (default 6) the frame goes anyway (counted: tx_cad_forced), so a
+# jammed or noisy channel delays frames but never stops the node.  Board
+# "cad": false sends without listening.
+#
 # The budget is never exceeded, and frames are deferred, not refused:
 # send() is synchronous (the core calls it from receive()/tick()), so it
 # copies the frame into a slot of a fixed, preallocated ring ("tx_queue"
@@ -49,15 +60,27 @@ except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
 from . import ticks
+from .lora_cad import cad_for
 
 _MAX_FRAME = const(255)  # SX127x/SX126x FIFO payload limit (prepare_send refuses more)
 _MIN_FRAME = const(24)  # the core's smallest mtu (Config.mtu)
 _MASK = const(0x3FFFFFFF)
+# wire.py's values (tests/host/test_consts.py checks them)
+_VT_DATA = const(0x11)
+_VT_DIGEST = const(0x12)
+_VT_REQUEST = const(0x13)
+_DATA_HDR = const(16)
+_O_AGE = const(14)
+_AGE_SHIFT = const(2)
+_AGE_WIRE_MAX = const(0xFFFF)
 _QUEUE = const(4)  # default frames waiting for the air ("tx_queue"); more are dropped and counted
 _QUEUE_MAX = const(32)
 _BUCKETS = const(60)  # duty-cycle window split into this many buckets
 _HOUR_MS = const(3600000)
 _DAY_MS = const(86400000)  # longest duty window: waits stay far inside the ticks range
+_CAD_TRIES = const(6)  # busy CADs in a row after which a frame goes anyway ("cad_tries")
+_CW_MIN = const(3)  # backoff after the first busy CAD: 1..2^3 slots
+_CW_MAX = const(6)  # and at most 1..2^6
 
 # Regional presets: name, lowest and highest frequency (kHz) the whole
 # channel (freq_khz +- bw/2) must lie in, duty cycle over any hour (1: no
@@ -273,12 +296,14 @@ class LoRaRadio:
     broadcast = True  # one transmission reaches everyone in range
     mtu = _MAX_FRAME
 
-    def __init__(self, board_radio_cfg, pins=None, modem=None, clock=None, sleep_ms=None):
+    def __init__(self, board_radio_cfg, pins=None, modem=None, clock=None, sleep_ms=None,
+                 rand=None):
         """board_radio_cfg: the board file's "radio" object; pins: its "pins".
         modem: an already built lora modem (then pins is unused).
         clock: ms clock for the duty-cycle window (time.ticks_ms); sleep_ms:
-        the coroutine function the tx task waits out the budget with
-        (asyncio.sleep_ms).  ValueError for an unknown region, a channel
+        the coroutine function the tx task waits out the budget and CAD
+        backoffs with (asyncio.sleep_ms); rand: getrandbits for the backoff
+        (random.getrandbits).  ValueError for an unknown region, a channel
         outside it, or settings under which no frame fits its dwell time."""
         cfg = board_radio_cfg
         self._clock = clock or _ticks_ms
@@ -294,6 +319,7 @@ class LoRaRadio:
                 raise ValueError("LoRaRadio needs the board's pins (or a modem)")
             modem = make_modem(cfg, pins)
         self._modem = modem
+        self._init_cad(cfg, rand)
         self.mtu = min(cfg.get("mtu", _MAX_FRAME), _MAX_FRAME)
         # The longest frame the rules let on air: its airtime within the dwell
         # time and the whole budget.  Worked out once, so send() compares lengths.
@@ -334,6 +360,59 @@ class LoRaRadio:
         self.rx_bytes = 0
         self.last_rssi = 0
         self.last_snr = 0
+
+    def _init_cad(self, cfg, rand):
+        tries = cfg.get("cad_tries", _CAD_TRIES)
+        if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= 100:
+            raise ValueError("cad_tries must be an integer 1..100, got %r" % (tries,))
+        self.cad_tries = tries
+        self._cad = cad_for(self._modem) if cfg.get("cad", True) else None
+        if rand is None:
+            import random
+
+            rand = random.getrandbits
+        self._rand = rand
+        # a backoff slot: one CAD and a millisecond to turn around
+        self.cad_slot_ms = self._cad.duration_ms() + 1 if self._cad is not None else 0
+        self._busy_run = 0  # busy CADs in a row for the head frame
+        self.tx_cad_busy = 0  # CADs (or receptions under way) that found the channel busy
+        self.tx_cad_forced = 0  # frames sent after cad_tries busy CADs in a row
+        self.tx_cad_errors = 0  # CADs the driver failed (the frame went without one)
+        self.tx_backoff_ms = 0  # time spent in CAD backoffs (wraps at 2^30)
+
+    def backoff_ms(self, busy_run):
+        """The random wait after the busy_run-th busy CAD in a row:
+        1..2^k slots, k = _CW_MIN for the first, growing by one up to _CW_MAX."""
+        k = _CW_MIN + busy_run - 1
+        if k > _CW_MAX:
+            k = _CW_MAX
+        return (1 + self._rand(k)) * self.cad_slot_ms
+
+    async def _listen(self):
+        """Listen before talk.  True: send now (the channel is free, there
+        is no CAD, or the frame has waited cad_tries busy CADs); False: the
+        channel was busy and the backoff is over, look at the queue again."""
+        cad = self._cad
+        if cad is None:
+            return True
+        try:
+            busy = await cad.busy()
+        except Exception:  # noqa: BLE001 - a radio hiccup must not stop the node
+            self.tx_cad_errors = (self.tx_cad_errors + 1) & _MASK
+            busy = False
+        if not busy:
+            self._busy_run = 0
+            return True
+        self.tx_cad_busy = (self.tx_cad_busy + 1) & _MASK
+        self._busy_run += 1
+        if self._busy_run >= self.cad_tries:
+            self.tx_cad_forced = (self.tx_cad_forced + 1) & _MASK
+            self._busy_run = 0
+            return True
+        w = self.backoff_ms(self._busy_run)
+        self.tx_backoff_ms = (self.tx_backoff_ms + w) & _MASK
+        await self._sleep_ms(w)
+        return False
 
     def airtime_ms(self, n):
         """Time on air of an n-byte frame at the current settings, rounded up."""
@@ -408,6 +487,9 @@ class LoRaRadio:
                 await self._sleep_ms(wait)
                 continue
             if wait == 0:
+                if not await self._listen():
+                    continue  # busy: backed off; the budget and staleness again
+                now = self._clock() & _MASK
                 if held >= 0:
                     d = ticks.diff(now, held)
                     if d > self.tx_defer_max_ms:
@@ -438,7 +520,8 @@ class LoRaRadio:
         a DIGEST or REQUEST says what its sender held then, and with a
         network key its stamp makes it stale after auth_window_ms (10 s)."""
         b = self._slots[i]
-        return n >= 8 and (b[0] == 0x12 or b[0] == 0x13) and ticks.diff(now, self._qat[i]) > self.ctl_max_wait_ms
+        return (n >= 8 and (b[0] == _VT_DIGEST or b[0] == _VT_REQUEST)
+                and ticks.diff(now, self._qat[i]) > self.ctl_max_wait_ms)
 
     def _age_by_wait(self, i, n, now):
         """A DATA frame's age (bytes 14-15, 4 ms units) grows by the time it
@@ -447,16 +530,17 @@ class LoRaRadio:
         the message would let it outlive max_message_age_ms.  (The tag of an
         authenticated frame does not cover the age.)"""
         b = self._slots[i]
-        if n < 16 or b[0] != 0x11:  # version 1, DATA
+        if n < _DATA_HDR or b[0] != _VT_DATA:
             return
         w = ticks.diff(now, self._qat[i])
         if w <= 0:
             return
-        a = ((b[14] << 8) | b[15]) + ((w + 3) >> 2)  # rounded up, as the core does
-        if a > 0xFFFF:
-            a = 0xFFFF
-        b[14] = a >> 8
-        b[15] = a & 0xFF
+        # rounded up, as the core does
+        a = ((b[_O_AGE] << 8) | b[_O_AGE + 1]) + ((w + (1 << _AGE_SHIFT) - 1) >> _AGE_SHIFT)
+        if a > _AGE_WIRE_MAX:
+            a = _AGE_WIRE_MAX
+        b[_O_AGE] = a >> 8
+        b[_O_AGE + 1] = a & 0xFF
 
     async def run(self, gossip):
         """Forever: transmit the queue and hand every frame heard to
@@ -498,6 +582,11 @@ class LoRaRadio:
             "tx_too_big": self.tx_too_big,
             "tx_too_long": self.tx_too_long,
             "tx_errors": self.tx_errors,
+            "cad": self._cad is not None,
+            "tx_cad_busy": self.tx_cad_busy,
+            "tx_cad_forced": self.tx_cad_forced,
+            "tx_cad_errors": self.tx_cad_errors,
+            "tx_backoff_ms": self.tx_backoff_ms,
             "duty_used_ms": self.duty.used(self._clock()),
             "duty_budget_ms": self.duty.budget_ms if self.duty.limited else -1,
             "duty_window_ms": self.duty.window_ms,

@@ -19,6 +19,10 @@ except ImportError:  # CPython
 BROADCAST = b"\xff\xff\xff\xff\xff\xff"
 _HDR_OUT = const(12)
 _HDR_IN = const(7)
+# The counters are 30-bit and wrap, as the engine's do: past 2**30 - 1 an int
+# is a big int on a 32-bit board (heap, and MemoryError under heap_lock), so
+# x + 1 is written (x - _MASK) & _MASK, and x + n (x - _MASK + n - 1) & _MASK.
+_MASK = const(0x3FFFFFFF)
 
 
 def node_addr(node_id):
@@ -68,15 +72,15 @@ class UdpRadio:
         self._out[6:12] = self.addr
         try:
             self.sock.sendto(self._outmv[:_HDR_OUT], self._dest)
-            self.joins += 1
+            self.joins = (self.joins - _MASK) & _MASK
         except OSError:
-            self.send_errors += 1
+            self.send_errors = (self.send_errors - _MASK) & _MASK
 
     def send(self, frame, to_peers):
         """One datagram to the medium per transmission; False if any failed."""
         n = len(frame)
         if n > self.mtu:
-            self.send_errors += 1
+            self.send_errors = (self.send_errors - _MASK) & _MASK
             return False
         out = self._out
         out[_HDR_OUT:_HDR_OUT + n] = frame
@@ -96,10 +100,10 @@ class UdpRadio:
         try:
             self.sock.sendto(mv, self._dest)
         except OSError:  # medium gone, buffer full: a lost frame, as on air
-            self.send_errors += 1
+            self.send_errors = (self.send_errors - _MASK) & _MASK
             return False
-        self.frames_out += 1
-        self.bytes_out += n
+        self.frames_out = (self.frames_out - _MASK) & _MASK
+        self.bytes_out = (self.bytes_out - _MASK + n - 1) & _MASK
         return True
 
     def recv_into(self):
@@ -118,9 +122,9 @@ class UdpRadio:
 
     def _parse(self, n):
         if n < _HDR_IN + 1 or n > _HDR_IN + self.mtu:
-            self.rx_bad += 1
+            self.rx_bad = (self.rx_bad - _MASK) & _MASK
             return None
-        self.frames_in += 1
+        self.frames_in = (self.frames_in - _MASK) & _MASK
         buf = self._in
         self._src[0:6] = self._inmv[0:6]
         rssi = buf[6]

@@ -11,6 +11,22 @@
 # sent with, and its dissemination state (pending relay, copies heard, push
 # rounds left).  When the ring is full the lowest-priority message goes
 # first, the oldest among equals.
+#
+# The ring owns the link between a body and its id in the dedup table: put()
+# writes the dedup entry's slot (link[dix] = s), free() clears it, so a body
+# and its id can never point at each other one way only.
+#
+# State bits (state[s]) change only through these methods:
+#
+#   bit      set by                        cleared by
+#   RELAY    arm(s, due, need)             cancel(s); free(s)
+#   PUSH     push(s, rounds), rounds > 0   pushed(s) once its rounds are used; free(s)
+#   LIMITED  put(..., LIMITED)             free(s)
+#   OWN      put(..., OWN)                 free(s)
+#   HELD     hold(s)                       release(s); free(s)
+#   QUAR     quarantine(s)                 release(s); free(s)
+#
+# A slot is sendable when none of LIMITED, HELD, QUAR is set (UNSENDABLE).
 from array import array
 
 try:
@@ -30,21 +46,23 @@ LIMITED = const(4)  # it arrived at its hop limit: kept and delivered, never sen
 OWN = const(8)  # published here: with a key, stamped and signed afresh at each send
 HELD = const(16)  # own, published before the network time was known: not sent yet
 QUAR = const(32)  # heard before the network time was known: not delivered nor sent yet
+UNSENDABLE = const(52)  # LIMITED | HELD | QUAR
 
 
 class Ring:
-    def __init__(self, slots, frame_cap):
+    def __init__(self, slots, frame_cap, link):
+        # link: the dedup table's slot array (dedup.Dedup.slot), kept in step
         self.slots = slots
         self.cap = frame_cap
+        self._link = link
         self.frame = [bytearray(frame_cap) for _ in range(slots)]
         self.used = bytearray(slots)  # 1 when the slot holds a message
         self.prio = bytearray(slots)
         self.hops = bytearray(slots)  # hop count written into the frame when sent
-        self.state = bytearray(slots)  # RELAY | PUSH
+        self.state = bytearray(slots)  # the bits above
         self.heard = bytearray(slots)  # copies heard while a relay was pending
         self.need = bytearray(slots)  # copies that cancel the pending relay (0: never)
         self.pushes = bytearray(slots)  # unicast push rounds left
-        self.mark = bytearray(slots)  # scratch flag for digest comparison
         self.born = array("i", [0] * slots)  # local tick at which the age was 0
         self.due = array("i", [0] * slots)  # tick of the pending relay
         self.order = array("i", [0] * slots)  # insertion counter (digests list newest first)
@@ -63,9 +81,9 @@ class Ring:
         self.tail = array("h", [-1] * 4)  # per priority: newest
         for s in range(slots - 1):
             self.nxt[s] = s + 1
-        self._free = 0
+        self.spare = 0  # head of the free chain (-1: the ring is full)
         self.count = 0
-        self._order = 0
+        self.last = 0  # the order[] of the newest insertion (a 30-bit counter)
         for f in self.frame:
             f[0:] = b""  # length 0, capacity kept
 
@@ -73,23 +91,23 @@ class Ring:
         n = self.slots
         return (
             mem.lst(n) + n * mem.buf(self.cap)  # the bodies
-            + 9 * mem.buf(n)  # used, prio, hops, state, heard, need, pushes, mark, olo
+            + 8 * mem.buf(n)  # used, prio, hops, state, heard, need, pushes, olo
             + 5 * mem.buf(4 * n)  # born, due, order, dix, ohi
             + 3 * mem.buf(2 * n)  # src, nxt, prv
             + 2 * mem.buf(8)  # head, tail
         )
 
+    # -- slots ----------------------------------------------------------------
     def take(self, prio):
         """A slot for a message of priority prio.
 
         When used[slot] is set the slot still holds the message to evict (the
-        oldest of the lowest priority): the caller unlinks it (dix[slot] names
-        its dedup entry) and frees it before put().  Returns -1 when every
-        slot holds a message of higher priority.
+        oldest of the lowest priority): the caller frees it before put().
+        Returns -1 when every slot holds a message of higher priority.
         (One int, not a tuple: this runs on the receive path, heap locked.)
         """
-        if self._free >= 0:
-            return self._free
+        if self.spare >= 0:
+            return self.spare
         hd = self.head
         for p in range(prio + 1):
             if hd[p] >= 0:
@@ -97,7 +115,7 @@ class Ring:
         return -1
 
     def full(self):
-        return self._free < 0
+        return self.spare < 0
 
     def over_quota(self, ohi, olo, prio, quota):
         """When origin (ohi, olo) holds quota slots or more: its oldest
@@ -111,7 +129,7 @@ class Ring:
         n = 0
         best = -2
         bo = 0
-        base = self._order
+        base = self.last
         for s in range(self.slots):
             if used[s] and oh[s] == ohi and ol[s] == olo:
                 n += 1
@@ -123,14 +141,16 @@ class Ring:
                         bo = v
         return best if n >= quota else -1
 
-    def put(self, s, frame, prio, hops, born, dix, src):
-        """Store frame in free slot s (one take() returned)."""
+    def put(self, s, frame, prio, hops, born, dix, src, state):
+        """Store frame in free slot s (one take() returned), its id at index
+        dix of the dedup table (linked here), with state bits state (0,
+        OWN or LIMITED)."""
         nxt = self.nxt
         # off the free chain
-        if self._free == s:
-            self._free = nxt[s]
+        if self.spare == s:
+            self.spare = nxt[s]
         else:  # not the head: walk to it (take() always hands out the head)
-            k = self._free
+            k = self.spare
             while nxt[k] != s:
                 k = nxt[k]
             nxt[k] = nxt[s]
@@ -148,18 +168,21 @@ class Ring:
         self.count += 1
         self.prio[s] = prio
         self.hops[s] = hops
-        self.state[s] = 0
+        self.state[s] = state
         self.heard[s] = 0
         self.pushes[s] = 0
         self.born[s] = born
         self.dix[s] = dix
+        self._link[dix] = s
         self.src[s] = src
         self.ohi[s] = (frame[8] << 16) | (frame[9] << 8) | frame[10]
         self.olo[s] = frame[11]
-        self._order = (self._order - MASK) & MASK
-        self.order[s] = self._order
+        self.last = (self.last - MASK) & MASK
+        self.order[s] = self.last
 
     def free(self, s):
+        """Empty slot s (if used), unlinking its dedup entry: the id stays
+        seen, its body is gone."""
         if not self.used[s]:
             return
         nxt = self.nxt
@@ -175,10 +198,71 @@ class Ring:
             prv[b] = a
         else:
             self.tail[p] = a
-        nxt[s] = self._free
-        self._free = s
+        nxt[s] = self.spare
+        self.spare = s
         self.used[s] = 0
         self.count -= 1
         self.state[s] = 0
+        i = self.dix[s]
+        if i >= 0:
+            self._link[i] = -1
         self.dix[s] = -1
         self.frame[s][0:] = b""
+
+    def expire(self, now, age_max):
+        """Free every slot older than age_max ms at tick now; how many."""
+        born = self.born
+        n = 0
+        for s in range(self.slots):
+            if self.used[s] and ((now - born[s] ^ _HALF) & MASK) - _HALF > age_max:
+                self.free(s)
+                n += 1
+        return n
+
+    # -- state bits (the table at the top) --------------------------------------
+    def arm(self, s, due, need):
+        """A broadcast of slot s is due at tick due, unless need copies
+        (0: any number) are heard first."""
+        self.due[s] = due
+        self.heard[s] = 0
+        self.need[s] = need
+        self.state[s] |= RELAY
+
+    def cancel(self, s):
+        """No broadcast of slot s is pending any more."""
+        self.state[s] &= ~RELAY
+
+    def copy_heard(self, s):
+        """One more copy of slot s heard while its relay waits: how many now
+        (at most 255)."""
+        h = self.heard[s]
+        if h < 255:
+            h += 1
+            self.heard[s] = h
+        return h
+
+    def push(self, s, rounds):
+        """Slot s takes part in the next `rounds` unicast push rounds."""
+        self.pushes[s] = rounds
+        if rounds:
+            self.state[s] |= PUSH
+
+    def pushed(self, s):
+        """Slot s went out in one more push round."""
+        left = self.pushes[s] - 1
+        self.pushes[s] = left
+        if left <= 0:
+            self.state[s] &= ~PUSH
+
+    def hold(self, s):
+        """Own slot s waits for the network time before it is sent."""
+        self.state[s] |= HELD
+
+    def quarantine(self, s):
+        """Slot s, heard before the network time was known, is neither
+        delivered nor sent until release()."""
+        self.state[s] |= QUAR
+
+    def release(self, s):
+        """Slot s leaves hold or quarantine."""
+        self.state[s] &= ~(HELD | QUAR)

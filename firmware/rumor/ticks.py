@@ -12,7 +12,10 @@ except ImportError:  # CPython: the simulator runs this very file
 
 PERIOD = const(0x40000000)
 MASK = const(0x3FFFFFFF)
-_HALF = const(0x20000000)
+HALF = const(0x20000000)
+# Modules that do tick sums on a hot path keep private copies (_MASK, _HALF:
+# MicroPython inlines only a module's own consts); tests/host/test_consts.py
+# checks every copy against these.
 
 
 def add(t, delta):
@@ -22,7 +25,7 @@ def add(t, delta):
 
 def diff(a, b):
     """Signed a - b in (-2**29, 2**29] (time.ticks_diff)."""
-    return ((a - b ^ _HALF) & MASK) - _HALF
+    return ((a - b ^ HALF) & MASK) - HALF
 
 
 def level(tok, at, now, rate, cap):

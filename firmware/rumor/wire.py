@@ -1,9 +1,14 @@
 # The wire format, byte by byte (docs/wire.md says the same in prose).
 #
-# The engine parses frames inline with its own private consts (MicroPython
-# inlines only a module's own consts); this module is the reference that
-# tools, tests and fuzzers build and read frames with.  Its functions
-# allocate freely: they are not for the receive path.
+# This module is the reference: tools, tests and fuzzers build and read
+# frames with it, and its constants are the one definition of the format.
+# Its functions allocate freely: they are not for the receive path.  The
+# engine and the radio adapters keep private const() copies of the values
+# they use (_DATA_HDR...: MicroPython inlines only a module's own consts; a
+# board never loads this file), and tests/host/test_consts.py checks every
+# copy against the names here.  The engine reads the fixed offsets below as
+# literal indices (f[14], f[15] is the age): a named global would cost a
+# dictionary lookup per byte under CPython, where the simulator runs it.
 #
 # Every frame starts with the same 8 bytes:
 #   0     ver_type   version (high nibble, 1) | type (low nibble)
@@ -43,10 +48,33 @@ F_AUTH = 0x80
 F_SYNC = 0x02  # DIGEST, tagged: "tell me the time"; the stamp field is a nonce
 F_ECHO = 0x04  # DIGEST, tagged: the answer; the nonce echoed precedes the stamp
 STAMP_LEN = 4
+ECHO_LEN = 4  # DIGEST with F_ECHO: the nonce echoed, in front of the stamp
 NET_UNIT_MS = 64  # network time (stamps) in 64 ms units
 TAG_LEN = 8
 PRIO_MASK = 0x03
 ESPNOW_MTU = 250  # ESP-NOW v1 payload limit
+# the units above as shifts (ms >> shift), as the engine computes them
+AGE_SHIFT = 2  # AGE_UNIT_MS
+DIGEST_AGE_SHIFT = 6  # DIGEST_AGE_UNIT_MS
+NET_SHIFT = 6  # NET_UNIT_MS
+AGE_WIRE_MAX = 0xFFFF  # the largest age a frame carries (ages beyond read as it)
+# byte 0 of each type (version 1)
+VT_DATA = (VERSION << 4) | DATA
+VT_DIGEST = (VERSION << 4) | DIGEST
+VT_REQUEST = (VERSION << 4) | REQUEST
+# offsets (the layout above)
+O_VT = 0
+O_FLAGS = 1
+O_HOPS = 2  # DATA
+O_COUNT = 2  # DIGEST, REQUEST
+O_HOP_LIMIT = 3
+O_SENDER = 4
+O_ORIGIN = 8  # DATA
+O_SUMMARY = 8  # DIGEST
+O_SEQ = 12  # DATA
+O_LIVE = 12  # DIGEST
+O_AGE = 14  # DATA
+O_SPAN = 14  # DIGEST
 
 
 def hmac_sha256(key, msg):

@@ -45,7 +45,7 @@ _TOP_KEYS = {"name", "description", "chip", "flash_offset", "mpy_arch", "radio",
 _ESPNOW_KEYS = {"kind", "channel", "mtu"}
 _LORA_KEYS = {"kind", "modem", "freq_khz", "sf", "bw", "coding_rate", "output_power",
               "preamble_len", "tx_ant", "dio2_rf_sw", "dio3_tcxo_millivolts", "duty_cycle",
-              "duty_window_ms", "region", "tx_queue", "syncword", "mtu"}
+              "duty_window_ms", "region", "tx_queue", "syncword", "mtu", "cad", "cad_tries"}
 _LORA_PINS = {"spi", "sck", "mosi", "miso", "cs", "reset", "dio0", "dio1", "busy", "vext"}
 
 
@@ -105,6 +105,11 @@ def load_board(name_or_path: str | os.PathLike[str]) -> Board:
     s = os.fspath(name_or_path)
     if s.endswith(".json") or os.sep in s or "/" in s:
         path = Path(s)
+        if not path.exists() and path.name == s and (boards_dir() / s).is_file():
+            path = boards_dir() / s  # "heltec-v3.json": the board of that name
+        elif not path.exists():
+            raise BoardError(f"{s}: no such board file (a board is a name from `rumor boards`, "
+                             "e.g. heltec-v3, or the path of a board JSON file)")
     else:
         path = boards_dir() / f"{s}.json"
         if not path.is_file():
@@ -280,6 +285,9 @@ def _check_lora(c: _Checker, radio: dict[str, Any], pins: dict[str, Any]) -> Non
     c.integer(radio, "tx_queue", 1, 32, p, required=False)
     c.integer(radio, "mtu", 24, 255, p, required=False)
     c.integer(radio, "syncword", 0, 0xFFFF, p, required=False)
+    if "cad" in radio and not isinstance(radio["cad"], bool):
+        raise c.fail(p + "cad", f"must be true or false, got {_js(radio['cad'])}")
+    c.integer(radio, "cad_tries", 1, 100, p, required=False)
     if modem == "sx1276":
         c.string(radio, "tx_ant", p, ("PA_BOOST", "RFO"), required=False)
         for k in ("dio2_rf_sw", "dio3_tcxo_millivolts"):

@@ -33,9 +33,23 @@ main.add_command(logs_cmd)
 main.add_command(report_cmd)
 main.add_command(demo_cmd)
 
+from rumor_host.config_cmd import config_cmd  # noqa: E402
+from rumor_host.listen import listen_cmd  # noqa: E402
+from rumor_host.nodes import nodes_cmd  # noqa: E402
+from rumor_host.ports import ports_cmd  # noqa: E402
+from rumor_host.reset import reset_cmd  # noqa: E402
+from rumor_host.stats import stats_cmd  # noqa: E402
+
+for _c in (listen_cmd, ports_cmd, nodes_cmd, stats_cmd, config_cmd, reset_cmd):
+    main.add_command(_c)
+
 from rumor_host.sim.cli import sim  # noqa: E402
 
 main.add_command(sim)
+
+from rumor_host.bridge import bridge_cmd  # noqa: E402
+
+main.add_command(bridge_cmd)
 
 if __name__ == "__main__":
     main()

@@ -180,9 +180,10 @@ def flash_ports(ports: list[str], board: Board, firmware: Path, baud: int,
 
 
 @click.command("flash")
-@click.option("--port", "ports", multiple=True, required=True, metavar="PORT",
-              help="Serial port of a board (repeat to flash several at once).")
-@click.option("--board", "board_name", required=True, metavar="BOARD",
+@click.option("--port", "-p", "ports", multiple=True, required=True, metavar="PORT",
+              help="Serial port of a board (repeat to flash several at once; `auto`: the one "
+                   "board plugged in).")
+@click.option("--board", "-b", "board_name", required=True, metavar="BOARD",
               help="Board name from boards/ (see `rumor boards`) or a path to a board JSON file.")
 @click.option("--firmware", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="MicroPython firmware .bin for that board's chip.")
@@ -191,7 +192,10 @@ def flash_ports(ports: list[str], board: Board, firmware: Path, baud: int,
 def flash_cmd(ports: tuple[str, ...], board_name: str, firmware: Path, baud: int,
               dry_run: bool) -> None:
     """Erase and write MicroPython onto boards through esptool."""
+    from rumor_host.ports import resolve_port
+
     console = Console()
+    ports = tuple(resolve_port(p) for p in ports)
     try:
         board = load_board(board_name)
         if board.flash_offset is None:

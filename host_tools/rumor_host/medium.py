@@ -23,6 +23,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from rumor_host.sim.radio import rssi_at
 
@@ -33,14 +34,23 @@ def node_addr(node_id: int) -> bytes:
     return b"\x02\x00" + node_id.to_bytes(4, "big")
 
 
-def neighbours(topology: str, n: int, seed: int = 1, degree: float = 6.0) -> tuple[list[list[int]], list[list[float]]]:
-    """Adjacency lists (node index -> neighbour indices) and per-link distance
-    as a fraction of the radio range."""
-    from rumor_host.sim.topology import make_topology
+def make_links(topology: str, n: int, seed: int = 1, degree: float = 10.0) -> Any:
+    """The simulator's Topology the medium relays along (rumor swarm makes
+    the same call to draw it and to warn when it is not connected); one node
+    has no links.  ValueError (one line) for a topology that cannot be made."""
+    from rumor_host.sim.topology import Topology, make_topology
 
     if n < 2:
-        return [[] for _ in range(n)], [[] for _ in range(n)]
-    t = make_topology(topology, n, degree=degree, seed=seed)
+        return Topology(topology, n, [[] for _ in range(n)], [[] for _ in range(n)], [0.5] * n)
+    if topology == "rgg" and not 0 < degree < n:
+        raise ValueError(f"an rgg of {n} nodes takes a mean degree above 0 and below {n}, got {degree:g}")
+    return make_topology(topology, n, degree=degree, seed=seed)
+
+
+def neighbours(topology: str, n: int, seed: int = 1, degree: float = 10.0) -> tuple[list[list[int]], list[list[float]]]:
+    """Adjacency lists (node index -> neighbour indices) and per-link distance
+    as a fraction of the radio range."""
+    t = make_links(topology, n, seed, degree)
     return [list(a) for a in t.adj], [list(d) for d in t.ndist]
 
 
@@ -136,16 +146,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss", type=float, default=0.0)
     ap.add_argument("--delay-ms", default="1,4", help="min,max per-hop delay")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--degree", type=float, default=10.0, help="rgg: mean degree")
     ap.add_argument("--port", type=int, default=0)
     a = ap.parse_args(argv)
     ids = [int(x) for x in a.nodes.split(",") if x]
-    adj, nd = neighbours(a.topology, len(ids), a.seed)
+    try:
+        adj, nd = neighbours(a.topology, len(ids), a.seed, a.degree)
+    except ValueError as e:
+        print(f"medium: {e}", file=sys.stderr, flush=True)
+        return 2
     lo, hi = (float(x) for x in a.delay_ms.split(","))
     m = Medium(ids, adj, nd, loss=a.loss, delay_ms=(lo, hi), seed=a.seed, port=a.port)
     print(f"PORT {m.port}", flush=True)
     edges = sum(len(x) for x in adj) // 2
-    print(f"medium: 127.0.0.1:{m.port}, {len(ids)} nodes, {a.topology} ({edges} links), loss {a.loss}",
+    shape = f"{a.topology}, mean degree {a.degree:g}" if a.topology == "rgg" else a.topology
+    print(f"medium: 127.0.0.1:{m.port}, {len(ids)} nodes, {shape} ({edges} links), loss {a.loss}",
           file=sys.stderr, flush=True)
+    # who hears whom, one line per link: "link <node id> <node id> rssi <dBm>" (ids in hex)
+    for i, nbrs in enumerate(adj):
+        for pos, k in enumerate(nbrs):
+            if i < k:
+                print(f"link {ids[i]:08x} {ids[k]:08x} rssi {m.rssi(i, pos)}", file=sys.stderr)
+    sys.stderr.flush()
     stop = [False]
 
     def _stop(*_: object) -> None:

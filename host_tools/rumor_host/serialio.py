@@ -83,11 +83,29 @@ def _why(port: str, e: BaseException) -> str:
     if not os.path.exists(port):
         return f"{port}: no such port (is the board plugged in? `rumor swarm` prints its ports)"
     msg = _one_line(e)
+    held = _held_by(port)
+    if held:
+        return f"{port}: busy ({held})"
     if "lock" in msg.lower() or "busy" in msg.lower() or "Resource temporarily" in msg:
         return f"{port}: busy (another program has it open: mpremote, rumor logs, a terminal?)"
     if "Permission" in msg:
         return f"{port}: permission denied (add yourself to the dialout group)"
     return f"{port}: cannot open: {msg}"
+
+
+def _held_by(port: str) -> str | None:
+    """Who holds port, if it is a collector of ours (control.py's registry)."""
+    try:
+        from rumor_host.control import lookup
+
+        h = lookup(port)
+    except Exception:  # the registry is a courtesy: never a reason to fail
+        return None
+    if h is None:
+        return None
+    out = f", writing {h.out}" if h.out else ""
+    return (f"rumor logs holds it (pid {h.pid}, run {h.run}{out}); inject, listen, stats, "
+            "nodes, config and reset reach the board through it")
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
@@ -199,8 +217,11 @@ class LineReader:
         return line
 
     def write_line(self, line: str) -> None:
+        self.write_raw(line.encode() + b"\n")
+
+    def write_raw(self, data: bytes) -> None:
         try:
-            self.ser.write(line.encode() + b"\n")
+            self.ser.write(data)
             self.ser.flush()
         except Exception as e:
             detail = _cause(e)

@@ -4,9 +4,7 @@
 
 
 def check(g):
-    r = g._ring
-    d = g._dedup
-    p = g._peers
+    r, d, p, _o = g.tables()
     cfg = g.config
     used = [s for s in range(r.slots) if r.used[s]]
     assert r.count == len(used) <= cfg.ring_slots, (r.count, len(used))
@@ -33,7 +31,7 @@ def check(g):
         assert r.tail[prio] == prev
     assert sorted(seen) == used
     free = []
-    s = r._free
+    s = r.spare
     while s >= 0:
         assert not r.used[s]
         free.append(s)
@@ -52,4 +50,4 @@ def check(g):
     # every frame is counted at most once among the ways of dropping it
     dropped = s["malformed"] + s["bad_tag"] + s["stale"] + s["rate_limited"] + s["forgotten"]
     assert s["delivered"] + dropped <= s["frames_in"], s
-    assert s["bad_tag"] == 0 or g._auth is not None
+    assert s["bad_tag"] == 0 or g._auth is not None  # (white-box: only a keyed engine checks tags)

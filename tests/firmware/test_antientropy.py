@@ -59,8 +59,7 @@ def test_consistent_digests_suppress_ours():
     a, asent, agot, ack = _node(cfg, 1)
     a.receive(wire.encode_data(9, 1, b"x"), addr_of(9))
     del asent[:]
-    a._summary(ack.t)
-    mine = a._build_digest(ack.t)
+    mine = a.digest()
     d = wire.decode(mine)
     # two neighbours' digests with the same summary (Trickle's k = 2): ours
     # is not needed this interval
@@ -77,8 +76,7 @@ def test_one_consistent_digest_does_not_suppress_ours():
     cfg = Config.small(relay_delay_ms=0, suppress_count=1)
     a, asent, agot, ack = _node(cfg, 1)
     a.receive(wire.encode_data(9, 1, b"x"), addr_of(9))
-    a._summary(ack.t)
-    d = wire.decode(a._build_digest(ack.t))
+    d = wire.decode(a.digest())
     a.receive(wire.encode_digest(5, d["ids"], summary=d["summary"], live=d["live"]), addr_of(5))
     for _ in range(2 * cfg.gossip_interval_ms // 10):
         ack.advance(10)
@@ -129,14 +127,14 @@ def test_digest_lists_newest_first_and_flags_truncation():
     for seq in range(1, 6):
         ack.advance(10)
         a.receive(wire.encode_data(9, seq, b"p"), addr_of(9))
-    d = wire.decode(a._build_digest(ack.t))
+    d = wire.decode(a.digest())
     assert d["ids"] == [(9, 5), (9, 4), (9, 3)]
     assert d["truncated"] and d["live"] == 5
     # span: every live id younger than it is listed; (9, 2), 30 ms old, is not
     assert d["span_ms"] == 28  # (in 4 ms units, rounded down)
     # the last entry goes round the older ids, one digest after another,
     # so every live id is advertised in turn
-    rest = [wire.decode(a._build_digest(ack.t))["ids"] for _ in range(3)]
+    rest = [wire.decode(a.digest())["ids"] for _ in range(3)]
     assert rest == [[(9, 5), (9, 4), (9, 2)], [(9, 5), (9, 4), (9, 1)], [(9, 5), (9, 4), (9, 3)]]
 
 
@@ -146,13 +144,13 @@ def test_young_differences_are_the_wave_passing_not_a_loss():
     a.receive(wire.encode_data(9, 1, b"new"), addr_of(9))
     ack.advance(100)
     del asent[:]
-    interval = a._t_i
+    due = a.next_deadline()
     # a neighbour that lacks our 100 ms old message and lists one 64 ms old we lack
     a.receive(wire.encode_digest(5, [(9, 2)], summary=1, live=1, ages_ms=[64]), addr_of(5))
     ack.advance(10)
     a.tick()
     assert asent == [] and a.stats()["answered"] == 0 and a.stats()["requests_out"] == 0
-    assert a._t_i == interval  # no Trickle reset either
+    assert a.next_deadline() == due - 10  # no Trickle reset either: nothing rescheduled
     # once both have settled, the same difference is acted upon
     ack.advance(500)
     a.receive(wire.encode_digest(5, [(9, 2)], summary=1, live=1, ages_ms=[5000], span_ms=5000),
@@ -169,7 +167,7 @@ def test_hop_limited_messages_are_not_advertised():
     a.receive(wire.encode_data(9, 1, b"far", hops=3, hop_limit=3), addr_of(9))
     a.receive(wire.encode_data(9, 2, b"near", hops=1, hop_limit=3), addr_of(9))
     assert len(agot) == 2  # both delivered
-    d = wire.decode(a._build_digest(ack.t))
+    d = wire.decode(a.digest())
     assert d["ids"] == [(9, 2)] and d["live"] == 1
     del asent[:]
     ack.advance(cfg.settle_ms)
@@ -250,7 +248,7 @@ def test_span_never_covers_an_id_left_out_even_if_it_arrived_late():
         b.receive(f)
     b.receive(wire.encode_data(0x0E000001, 0, b"e"))
     ck.t += 100
-    d = bytes(a._build_digest(ck.t))
+    d = a.digest()
     assert wire.decode(d)["truncated"]
     before = b.stats()["answered"]
     b.receive(d, bytes((2, 0, 0, 0, 0, 1)), -60)

@@ -14,8 +14,8 @@ ME = 0x0A0B0C0D
 SRC = 0x01020304
 
 
-def _engine(cfg=None, key=KEY, t=1000, sync=True):
-    ck = Clock(t)
+def _engine(cfg=None, key=KEY, t=1000, sync=True, ck=None):
+    ck = Clock(t) if ck is None else ck
     g = Gossip(cfg or Config.small(relay_delay_ms=0), ME, ck.read, random.getrandbits, key=key)
     out = []
     got = []
@@ -298,8 +298,7 @@ def test_a_verbatim_replay_within_the_age_limit_is_not_delivered_again():
     o.start()
     o.set_net_time(5000)
     o.tick()
-    r, _ck, _out, got = _engine(cfg)
-    r._clock = ck.read
+    r, _ck, _out, got = _engine(cfg, ck=ck)  # (the same clock as o's)
     r.set_net_time(5000)
     o.publish(b"pay 10 EUR")
     m = rec[-1]
@@ -371,7 +370,7 @@ def test_an_answer_to_another_nonce_does_not_set_the_clock():
     sealed = wire.encode_digest(0x55, [], live=0, echo=0x1234, key=KEY, stamp=900000)
     assert wire.decode(sealed, key=KEY)["echo"] == 0x1234
     assert b.receive(sealed) is False
-    assert not b._synced
+    assert not b.synced
     assert b.net_time() >= 900000  # (the clock still catches up: it just isn't trusted)
 
 
@@ -391,7 +390,7 @@ def test_two_nodes_rebooting_together_both_get_the_time():
     net.run(2500)  # less than sync_wait_ms: answers, not the timeout
     a = net.nodes[0].net_time()
     for g in net.nodes[1:]:
-        assert g._synced and g.net_time() >= a - 2, (g.net_time(), a)
+        assert g.synced and g.net_time() >= a - 2, (g.net_time(), a)
 
 
 def test_a_flood_mode_node_asks_for_the_time_too():
@@ -403,7 +402,7 @@ def test_a_flood_mode_node_asks_for_the_time_too():
     net.link(0, 1)
     g.set_net_time(300000 - 70000 // 64)
     net.run(1500)
-    assert g._synced and g.net_time() >= net.nodes[0].net_time() - 2
+    assert g.synced and g.net_time() >= net.nodes[0].net_time() - 2
 
 
 def test_a_quarantined_message_that_expired_meanwhile_is_not_delivered():

@@ -23,7 +23,7 @@ def _engine(cfg):
 def _held(g):
     """(origin, seq) of every message in the ring."""
     out = []
-    for f in g._ring.frame:
+    for f in g.tables()[0].frame:
         if len(f):
             d = wire.decode(f)
             out.append((d["origin"], d["seq"]))
@@ -257,7 +257,7 @@ def test_a_frame_the_sender_limit_refuses_does_not_count_against_its_origin():
     m1 = wire.encode_data(o_, 1, b"calm 1", sender=s_)
     for _ in range(100):
         g.receive(m1, b"\x02\x00\x00\x00\x00\x05")
-    assert not g._origins.busy(o_ >> 8, o_ & 0xFF, ck.t, cfg.origin_rate, cfg.rate_burst)
+    assert not g.tables()[3].busy(o_ >> 8, o_ & 0xFF, ck.t, cfg.origin_rate, cfg.rate_burst)
     assert g.receive(wire.encode_data(o_, 2, b"calm 2", sender=t_), b"\x02\x00\x00\x00\x00\x07") is True
 
 
@@ -270,4 +270,54 @@ def test_a_flooder_keeps_its_penalty_when_a_new_origin_comes():
         g.receive(wire.encode_data(FLOODER, s, b"flood"))
     ck.t += 1000
     g.receive(wire.encode_data(0x0C0C0C0C, 1, b"a new origin"))
-    assert g._origins.busy(FLOODER >> 8, FLOODER & 0xFF, ck.t, 20, 8)
+    assert g.tables()[3].busy(FLOODER >> 8, FLOODER & 0xFF, ck.t, 20, 8)
+
+
+def _evictions(g):
+    """Install an on_evict hook; the list of (evicted id, incoming id) it sees."""
+    seen = []
+
+    def hook(evicted, incoming):
+        seen.append((int.from_bytes(bytes(evicted[8:14]), "big"),
+                     int.from_bytes(bytes(incoming[8:14]), "big")))
+
+    g.on_evict(hook)
+    return seen
+
+
+def test_on_evict_names_the_evicted_and_the_incoming_message():
+    cfg = Config.small(ring_slots=4, relay_delay_ms=0, rate_limit=0, origin_rate=0, origin_quota=4)
+    g, ck, got = _engine(cfg)
+    seen = _evictions(g)
+    for s in range(4):
+        ck.t += 10
+        g.receive(wire.encode_data(0x01000001, s, b"old"))
+    assert seen == []  # room enough so far
+    g.receive(wire.encode_data(0x02000002, 9, b"new"))
+    assert seen == [((0x01000001 << 16) | 0, (0x02000002 << 16) | 9)]
+    assert g.stats()["evicted"] == 1
+    # a message of our own makes room the same way
+    mid = g.publish(b"mine")
+    assert seen[-1] == ((0x01000001 << 16) | 1, mid)
+    g.on_evict(None)  # unset: evictions go on, unreported
+    g.receive(wire.encode_data(0x03000003, 1, b"more"))
+    assert len(seen) == 2 and g.stats()["evicted"] == 3
+
+
+def test_on_evict_reports_quota_evictions_but_not_expired_messages():
+    cfg = Config.small(ring_slots=4, relay_delay_ms=0, rate_limit=0, origin_rate=0, origin_quota=2,
+                       max_message_age_ms=5000, prune_interval_ms=60000, gossip_interval_ms=1000)
+    g, ck, got = _engine(cfg)
+    seen = _evictions(g)
+    g.receive(wire.encode_data(0x01000001, 1, b"a"))
+    g.receive(wire.encode_data(0x01000001, 2, b"b"))
+    g.receive(wire.encode_data(0x05000005, 1, b"c"))
+    g.receive(wire.encode_data(0x05000005, 2, b"d"))
+    # full, and 0x05000005 at its quota of 2: its own oldest makes room
+    g.receive(wire.encode_data(0x05000005, 3, b"e"))
+    assert seen == [((0x05000005 << 16) | 1, (0x05000005 << 16) | 3)]
+    assert g.stats()["quota_evicted"] == 1
+    # all of them expire (not pruned yet): evicting them is not reported
+    ck.t += 6000
+    g.receive(wire.encode_data(0x06000006, 1, b"f"))
+    assert len(seen) == 1 and g.stats()["evicted"] == 2 and g.stats()["expired"] == 0

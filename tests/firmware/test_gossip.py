@@ -4,7 +4,7 @@ import random
 from fwtest import Clock, raises
 from meshnet import Net, addr_of
 
-from rumor import Config, Gossip, wire
+from rumor import Config, Gossip, counters, wire
 
 
 def _engine(cfg=None, node_id=1, clock=None):
@@ -109,7 +109,7 @@ def test_ring_full_evicts_oldest_low_priority_first_and_remembers_ids():
     s = g.stats()
     assert s["message_count"] == 4
     assert s["evicted"] == 2  # low1 and low2 went, the older high one stayed
-    bodies = [bytes(f) for f in g._ring.frame if len(f)]
+    bodies = [bytes(f) for f in g.tables()[0].frame if len(f)]
     assert any(b.endswith(b"high") for b in bodies)
     assert not any(b.endswith(b"low1") or b.endswith(b"low2") for b in bodies)
     # an evicted message is still recognised as seen
@@ -306,7 +306,7 @@ def test_copies_beyond_255_are_still_counted_safely():
 
 def test_counters_wrap_at_30_bits():
     g, sent, got, ck = _engine()
-    g.malformed = (1 << 30) - 1
+    g.counters[counters.MALFORMED] = (1 << 30) - 1
     g.receive(b"\x11", None)
     assert g.stats()["malformed"] == 0
 
@@ -350,7 +350,7 @@ def test_an_address_longer_than_addr_max_is_not_stored():
     g, sent, got, ck = _engine(cfg)
     g.receive(wire.encode_digest(5, []), b"\x01\x02\x03\x04\x05\x06")
     g.receive(wire.encode_digest(5, []), b"\x01\x02\x03\x04\x05\x06")
-    assert all(len(a) <= 4 for a in g._peers.addr)
+    assert all(len(a) <= 4 for a in g.tables()[2].addr)
 
 
 def test_rssi_0_means_unknown():

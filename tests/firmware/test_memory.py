@@ -9,23 +9,28 @@ from rumor import Config, Gossip, wire
 
 
 def _sizes(g):
-    r = g._ring
-    return (len(r.frame), len(r.used), len(r.born), len(g._dedup.hi), len(g._peers.addr),
-            len(g._lists), g.memory_bytes())
+    r, d, p, o = g.tables()
+    return (len(r.frame), len(r.used), len(r.born), len(d.hi), len(p.addr), len(o.hi),
+            g.memory_bytes())
 
 
 def test_memory_bytes_is_what_the_heap_pays():
     if not MICROPYTHON:
         skip("the heap is measured with MicroPython's gc.mem_alloc()")
+    from rumor import auth, netclock  # (loaded first: their code is not the engine's state)
+
+    assert auth and netclock
+    key = b"k" * 32
     for cfg in (Config.small(), Config.medium(), Config.large()):
-        gc.collect()
-        before = gc.mem_alloc()
-        g = Gossip(cfg, 1, Clock().read, random.getrandbits)
-        gc.collect()
-        measured = gc.mem_alloc() - before
-        ratio = measured / g.memory_bytes()
-        assert 0.9 <= ratio <= 1.1, (cfg.ring_slots, measured, g.memory_bytes())
-        g = None  # freed before the next one is measured
+        for k in (None, key):  # with a key: the network clock and the HMAC's buffers too
+            gc.collect()
+            before = gc.mem_alloc()
+            g = Gossip(cfg, 1, Clock().read, random.getrandbits, key=k)
+            gc.collect()
+            measured = gc.mem_alloc() - before
+            ratio = measured / g.memory_bytes()
+            assert 0.9 <= ratio <= 1.1, (cfg.ring_slots, k is not None, measured, g.memory_bytes())
+            g = None  # freed before the next one is measured
 
 
 def test_medium_preset_fits_the_budget():
@@ -84,3 +89,18 @@ def test_nothing_grows_with_traffic():
     assert s["message_count"] <= cfg.ring_slots and s["seen_count"] <= cfg.dedup_slots
     assert s["peer_count"] <= cfg.max_peers and s["evicted"] + s["expired"] > 0
     assert s["delivered"] == 22000
+
+
+def test_an_open_mesh_loads_no_key_code():
+    # netclock.py and auth.py are imported only by an engine given a key: an
+    # open mesh's board keeps the RAM their code takes (each test runs in a
+    # fresh MicroPython process; CPython's is shared with the other tests)
+    if not MICROPYTHON:
+        skip("one process per test only under MicroPython")
+    import sys
+
+    g = Gossip(Config.medium(), 1, Clock().read, random.getrandbits)
+    assert g.net_time() == -1 and not g.synced
+    assert "rumor.netclock" not in sys.modules and "rumor.auth" not in sys.modules
+    Gossip(Config.medium(), 2, Clock().read, random.getrandbits, key=b"k" * 16)
+    assert "rumor.netclock" in sys.modules and "rumor.auth" in sys.modules

@@ -6,6 +6,7 @@ import random
 from fwtest import Clock, no_alloc
 
 from rumor import Config, Gossip, wire
+from rumor.ring import RELAY
 
 _N = 200  # frames per path: enough to fill and cycle the ring and dedup buckets
 
@@ -62,7 +63,7 @@ def test_duplicates_allocate_nothing():
         g.receive(f, _peer(1))
     copies = [wire.encode_data(0x01020304, s, b"dup", sender=0x05060708, hops=1) for s in range(8)]
     frm = _peer(2)
-    pending = sum(1 for st in g._ring.state if st & 1)  # (a random wait of 0 sent one at once)
+    pending = sum(1 for st in g.tables()[0].state if st & RELAY)  # (a random wait of 0 sent one at once)
     assert pending >= 6
 
     def run():

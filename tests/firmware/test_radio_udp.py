@@ -65,3 +65,34 @@ def test_join_send_and_receive():
 def test_missing_port_is_a_clear_error():
     e = fwtest.raises(ValueError, UdpRadio, {"kind": "udp"}, 1)
     assert "port" in e.args[0]
+
+
+def test_counters_wrap_at_30_bits_as_the_engines_do():
+    # a board's small ints end at 2**30 - 1: the counters wrap there instead
+    # of growing into big ints (a busy node's bytes_out passes 2**30 in days)
+    med, port = _medium()
+    r = UdpRadio({"kind": "udp", "port": port}, 0xC4123456)  # a MAC-sized id
+    top = (1 << 30) - 1
+    try:
+        assert r.addr == b"\x02\x00\xc4\x12\x34\x56"
+        r.frames_out = top
+        r.bytes_out = top - 3
+        r.joins = top
+        r.join()
+        where = med.recvfrom(512)[1]
+        assert r.send(b"\x10" + bytes(9), None)
+        med.recvfrom(512)
+        assert r.frames_out == 0 and r.bytes_out == 6 and r.joins == 0
+        r.send_errors = top
+        assert not r.send(bytes(251), None)  # over the mtu
+        r.frames_in = r.rx_bad = top
+        med.sendto(node_addr(3) + b"\xc4\x11", where)
+        assert _readable(r.sock) and r.recv_into() is not None
+        med.sendto(b"short", where)
+        assert _readable(r.sock) and r.recv_into() is None
+        s = r.stats()
+        assert s["send_errors"] == 0 and s["frames_in"] == 0 and s["rx_bad"] == 0
+        assert all(0 <= v <= top for v in s.values())
+    finally:
+        r.close()
+        med.close()

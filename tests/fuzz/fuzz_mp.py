@@ -4,6 +4,8 @@
 # too, and the state invariants checked after every frame.  A fourth engine
 # has a network key: hashlib allocates, so its frames run without the lock
 # (exceptions still count as failures), half of them sealed with the key.
+# Half the ids (engines, origins, senders) are as large as a real board's
+# (>= 2**30), and the clock wraps at 2**30 as a board's ticks_ms does.
 #     micropython tests/fuzz/fuzz_mp.py 100000
 import random
 import sys
@@ -17,12 +19,22 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
 BATCH = 500  # frames are built outside the lock, a batch at a time
 
 
+_MASK = 0x3FFFFFFF  # a board's ticks_ms wraps at 2**30
+
+
 class Clock:
+    """A board's ticks_ms: 30 bits, started 5 s before the wrap, and moved
+    without ever leaving the small ints (on a 32-bit port t + ms past 2**30
+    would be a big int: an allocation of the harness's, not the core's)."""
+
     def __init__(self):
-        self.t = (1 << 30) - 5000
+        self.t = _MASK + 1 - 5000
 
     def read(self):
         return self.t
+
+    def advance(self, ms):
+        self.t = (self.t - _MASK + ms - 1) & _MASK
 
 
 def main():
@@ -38,12 +50,19 @@ def main():
     key = b"fuzzing-network-key-0123"
     engines = []
     for i, cfg in enumerate(cfgs):
-        g = Gossip(cfg, 0x0A0B0C00 + i, ck.read, rnd, key=key if i == 3 else None)
+        # half the engines have a real ESP32's id, past the 32-bit small ints
+        me = (0xC40B0C00 if i & 1 else 0x0A0B0C00) + i
+        g = Gossip(cfg, me, ck.read, rnd, key=key if i == 3 else None)
         g.on_forward(lambda frame, to: None)
         g.on_message(lambda msg: None)
         g.start()
         engines.append(g)
     peers = [bytes((2, 0, 0, 0, 0, i)) for i in range(8)]
+
+    def nid(bits):
+        """A small id, or half the time one of MAC-derived size (0xC4......)."""
+        return rnd(bits) | (0xC40AD100 if rnd(1) else 0)
+
     done = 0
     allocs = 0
     while done < N:
@@ -51,14 +70,14 @@ def main():
         for _ in range(BATCH):
             k = rnd(2)
             if k == 0:
-                f = wire.encode_data(rnd(3), rnd(5), bytes(rnd(5)), sender=rnd(4), hops=rnd(2),
+                f = wire.encode_data(nid(3), rnd(5), bytes(rnd(5)), sender=nid(4), hops=rnd(2),
                                      hop_limit=8, age_ms=rnd(10), priority=rnd(2))
             elif k == 1:
-                ids = [(rnd(3), rnd(5)) for _ in range(rnd(3))]
-                f = wire.encode_digest(rnd(4), ids, summary=rnd(20), live=rnd(4), span_ms=rnd(12),
+                ids = [(nid(3), rnd(5)) for _ in range(rnd(3))]
+                f = wire.encode_digest(nid(4), ids, summary=rnd(20), live=rnd(4), span_ms=rnd(12),
                                        ages_ms=[rnd(12) for _ in ids])
             elif k == 2:
-                f = wire.encode_request(rnd(4), [(rnd(3), rnd(5)) for _ in range(1 + rnd(2))])
+                f = wire.encode_request(nid(4), [(nid(3), rnd(5)) for _ in range(1 + rnd(2))])
             else:
                 f = bytes(rnd(8) for _ in range(rnd(8)))
             f = bytearray(f)
@@ -74,7 +93,7 @@ def main():
                     f[rnd(8) % len(f)] ^= 1 + rnd(7)
             batch.append((g, bytes(f), peers[rnd(3)], -40 - rnd(6)))
         for g, f, p, rssi in batch:
-            ck.t += rnd(6)
+            ck.advance(rnd(6))
             if g._auth is not None:
                 g.receive(f, p, rssi)
                 g.tick()

@@ -14,6 +14,14 @@ CASES = [
     (["deploy", "--port", "/dev/no-such-port", "--board", "unix"], "no such port"),
     (["deploy", "--port", "/dev/no-such-port", "--board", "no-such-board"], "unknown board"),
     (["report", "/no/such/run.jsonl"], "cannot read"),
+    (["inject", "--port", "/dev/no-such-port", '"' * 600], "command line longer than 1024 bytes"),
+    (["listen", "--port", "/dev/no-such-port"], "no such port"),
+    (["nodes", "--port", "/dev/no-such-port"], "no such port"),
+    (["stats", "--port", "/dev/no-such-port"], "no such port"),
+    (["reset", "--port", "/dev/no-such-port"], "no such port"),
+    (["config", "--port", "/dev/no-such-port", "get"], "no such port"),
+    (["config", "--port", "/dev/no-such-port", "set", "fanuot=3"], "did you mean fanout?"),
+    (["config", "--port", "/dev/no-such-port", "set", "broadcast=false"], "takes it from its radio"),
 ]
 
 

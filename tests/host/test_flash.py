@@ -116,3 +116,10 @@ def test_fatal_line():
 def test_command_names():
     assert flash.command_names((5, 1, 0))["write_flash"] == "write-flash"
     assert flash.command_names((4, 8, 1))["erase_flash"] == "erase_flash"
+
+
+def test_flash_takes_p_and_b_like_every_other_command(images):
+    r = _run(["-p", "/dev/ttyUSB0", "-p", "/dev/ttyUSB1", "-b", "esp32",
+              "--firmware", str(images["esp32"]), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "/dev/ttyUSB0" in r.output and "/dev/ttyUSB1" in r.output

@@ -10,16 +10,12 @@ from click.testing import CliRunner
 
 from rumor import Config, Gossip
 from rumor_host.sim.engine import Engine, Hooks, SimParams, build_scenario
-from rumor_host.sim.fairness import FairnessParams
-from rumor_host.sim.fairness import run as run_fairness
-from rumor_host.sim.resilience import (
-    FORGE_KINDS,
-    NETWORK_KEY,
-    Forger,
-    ResilienceParams,
-    run,
-)
-from rumor_host.sim.resilience import main as resilience_main
+from rumor_host.sim.scenarios.attackers import FORGE_KINDS, Forger
+from rumor_host.sim.scenarios.common import NETWORK_KEY
+from rumor_host.sim.scenarios.fairness import FairnessParams
+from rumor_host.sim.scenarios.fairness import run as run_fairness
+from rumor_host.sim.scenarios.resilience import ResilienceParams, run
+from rumor_host.sim.scenarios.resilience import main as resilience_main
 from rumor_host.sim.strategies import STRATEGIES
 
 # a small mesh: 4 messages before, during and after a 10 s partition
@@ -196,6 +192,10 @@ def test_fairness_on_beats_off():
     assert off["quota_evicted"] == 0 and off["rate_limited"] == 0
     assert on["flood_messages"] == off["flood_messages"] == 900
     assert 0 < on["flood_airtime_share"] < 1
+    # the core's on_evict hook reported evictions: without fairness the flood
+    # pushes normal messages out of the rings
+    assert off["normal_body_evictions_by_flood"] > 0
+    assert off["normal_body_evictions"] >= off["normal_body_evictions_by_flood"]
 
 
 def test_resilience_command_writes_json(tmp_path):

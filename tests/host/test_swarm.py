@@ -3,6 +3,7 @@ the collector, inject, report, mpremote, and a board pulled mid-log."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,56 @@ def test_mpremote_resume_exec_and_soft_reset(swarm):
                         "import machine; machine.soft_reset()"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert ask_help(port)["node"] == "00000003"
+
+
+def _one_line_error(r):
+    assert r.exit_code != 0, r.output
+    assert "Traceback" not in r.output
+    assert r.output.strip().splitlines()[-1].startswith("Error: "), r.output
+    return r.output.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "4", "-t", "rgg", "--degree", "5"], "an rgg of 4 nodes takes a mean degree above 0 and below 4"),
+    (["--set", "mode=bogus"], "Config.mode must be one of"),
+    (["--set", "fanoutt=2"], "no such Config field (did you mean fanout?)"),
+    (["--set", "mtu=100"], "the node takes it from its radio"),
+    (["--stats-ms", "-5"], "-5 is not in the range x>=0"),
+    (["-n", "2", "-t", "clusters"], "clusters needs at least 3 nodes"),
+])
+def test_bad_swarm_options_are_one_line_before_any_board_starts(tmp_path, args, message):
+    r = CliRunner().invoke(main, ["swarm", "--dir", str(tmp_path / "d"), *args])
+    assert message in _one_line_error(r)
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").glob("node*"))
+
+
+def test_rgg_degree_and_the_connectivity_warning(tmp_path):
+    from rumor_host.swarm import Swarm, default_degree
+
+    said: list[str] = []
+    sw = Swarm(4, "rgg", log=said.append)  # the default degree fits 4 nodes
+    assert sw.degree == default_degree(4) == 3.0 and said == []
+    sw = Swarm(30, "rgg", degree=6, log=said.append)  # the issue's 2 of 30 left out
+    assert len(sw.parts) == 2 and sorted(map(len, sw.parts)) == [2, 28]
+    assert said and "not connected: 2 parts (largest 28 of 30 nodes" in said[0]
+    assert "delivery is counted within it" in said[0]
+    reach = sw.reach()
+    small = next(p for p in sw.parts if len(p) == 2)
+    assert reach[f"{small[0] + 1:08x}"] == {f"{i + 1:08x}" for i in small}
+    sw.draw_map(tmp_path / "m.png")
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    said.clear()
+    assert len(Swarm(30, "rgg", degree=10, log=said.append).parts) == 1 and said == []
+
+
+def test_medium_log_lists_the_links_and_the_dir_is_locked(swarm):
+    log = (swarm.dir / "medium.log").read_text()
+    links = sorted(ln.split()[1:3] for ln in log.splitlines() if ln.startswith("link "))
+    assert links == [["00000001", "00000002"], ["00000002", "00000003"], ["00000003", "00000004"]]
+    assert all("rssi -" in ln for ln in log.splitlines() if ln.startswith("link "))
+    before = {p.name: p.read_bytes() for p in swarm.dir.glob("node*/board.json")}
+    r = CliRunner().invoke(main, ["swarm", "-n", "2", "--dir", str(swarm.dir)])
+    line = _one_line_error(r)
+    assert "another swarm runs there" in line and str(os.getpid()) in line
+    assert {p.name: p.read_bytes() for p in swarm.dir.glob("node*/board.json")} == before
+    assert ask_help(swarm.ports[0])["node"] == "00000001"  # the running swarm is untouched

@@ -23,3 +23,55 @@ def answer(port: str, cmd: str, want: str) -> dict:
         finally:
             s.close()
     raise AssertionError(f"{port}: no {want}")
+
+
+def private_runtime():
+    """A runtime dir of our own (control sockets, the port and swarm
+    registries: control.py) for a test module, so the swarms and collectors
+    of other test runs on the machine are not found: a context manager
+    setting RUMOR_RUNTIME_DIR (short: a unix socket path has ~107 bytes)."""
+    import contextlib
+    import os
+    import shutil
+    import tempfile
+
+    @contextlib.contextmanager
+    def cm():
+        d = tempfile.mkdtemp(prefix="rrt-")
+        old = os.environ.get("RUMOR_RUNTIME_DIR")
+        os.environ["RUMOR_RUNTIME_DIR"] = d
+        try:
+            yield d
+        finally:
+            if old is None:
+                os.environ.pop("RUMOR_RUNTIME_DIR", None)
+            else:
+                os.environ["RUMOR_RUNTIME_DIR"] = old
+            shutil.rmtree(d, ignore_errors=True)
+
+    return cm()
+
+
+def ready(ports: list[str]) -> None:
+    """Every board on ports answers (!help)."""
+    for p in ports:
+        answer(p, "!help", "help")
+
+
+def rumor(*args: str, timeout: float = 90, **kw):
+    """`rumor ARGS` in a subprocess (as a user runs it): CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "rumor_host.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def one_error(p) -> str:
+    """The one `Error: ...` line of a failed command (asserting there is
+    exactly one and no traceback)."""
+    assert p.returncode != 0, p.stdout
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("Error")]
+    assert len(err) == 1, p.stderr
+    return err[0]

@@ -38,7 +38,8 @@ def run_with_progress(params: SimParams, names: list[str], console: Console,
         return simulate(params, names, cb)
 
 
-@click.command("sim", context_settings={"help_option_names": ["-h", "--help"]},
+@click.group("sim", invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]},
                epilog="Strategies: " + _strategy_help())
 @click.option("--nodes", "-n", type=click.IntRange(min=2), default=100, show_default=True,
               help="Number of nodes.")
@@ -83,7 +84,8 @@ def run_with_progress(params: SimParams, names: list[str], console: Console,
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Draw delivery, transmissions and a latency CDF into this image (PNG).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sim(nodes: int, topology: str, degree: float, loss: float, radio: str, sf: int,
+@click.pass_context
+def sim(ctx: click.Context, nodes: int, topology: str, degree: float, loss: float, radio: str, sf: int,
         strategies: list[str], messages: int, seed: int, payload: int, interval_ms: float | None,
         settle_ms: int | None, churn: float, downtime_ms: int, partition_ms: int,
         partition_start_ms: int, txq_limit: int, json_out: str | None, plot_out: str | None, quiet: bool) -> None:
@@ -97,7 +99,11 @@ def sim(nodes: int, topology: str, degree: float, loss: float, radio: str, sf: i
 
     Example: rumor sim --nodes 1000 --topology rgg --degree 10 --loss 0.1
     --radio espnow --messages 100 --seed 1 --json out.json --plot out.png
+
+    `rumor sim sweep MATRIX.toml` runs a whole matrix of meshes instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return  # `rumor sim sweep ...`
     if topology == "rgg" and degree >= nodes:
         raise click.BadParameter(f"must be below --nodes ({nodes})", param_hint="--degree")
     if topology == "clusters" and nodes < 3:
@@ -132,3 +138,8 @@ def sim(nodes: int, topology: str, degree: float, loss: float, radio: str, sf: i
 
         plot_report(report, plot_out)
         console.print(f"wrote {plot_out}")
+
+
+from .sweep import sweep_cmd  # noqa: E402 - the subcommand, after the group it joins
+
+sim.add_command(sweep_cmd)

@@ -29,6 +29,9 @@ class Topology:
     ndist: list[list[float]]  # per link: distance / radio range, in (0, 1]
     x: list[float]  # position along x in 0..1 (partition side: x < 0.5)
     params: dict = field(default_factory=dict)
+    # (x, y) of every node where the generator drew points (rgg, complete,
+    # clusters), for maps; empty for grid and line, whose layout is implied
+    pos: list[tuple[float, float]] = field(default_factory=list)
 
     def edges(self) -> int:
         return sum(len(a) for a in self.adj) // 2
@@ -88,7 +91,7 @@ def _from_points(name: str, pts: list[tuple[float, float]], r: float, params: di
                         if d2 <= r2:
                             adj[i].append(j)
                             nd[i].append(max(math.sqrt(d2) / r, 1e-3))
-    return Topology(name, n, adj, nd, [p[0] for p in pts], params)
+    return Topology(name, n, adj, nd, [p[0] for p in pts], params, list(pts))
 
 
 def _pair_within(r: float) -> float:
@@ -168,7 +171,8 @@ def clusters(n: int, seed: int) -> Topology:
             adj[0].append(i)
     rng_m = 0.4  # the bridge is at most 0.35 from anyone
     nd = [[max(math.dist(pos[i], pos[j]) / rng_m, 1e-3) for j in adj[i]] for i in range(n)]
-    return Topology("clusters", n, adj, nd, [p[0] for p in pos], {"bridge": 0, "cluster_a": a})
+    return Topology("clusters", n, adj, nd, [p[0] for p in pos], {"bridge": 0, "cluster_a": a},
+                    list(pos))
 
 
 def make_topology(name: str, n: int, degree: float = 10.0, seed: int = 1) -> Topology:
