@@ -19,6 +19,10 @@
 # LIVE on the slots a digest may list, 0 elsewhere) and returns the summary;
 # its callers in this module then mark entries in that scratch as they go
 # (LISTED: in the digest being built; 0: the neighbour has it).
+# The summary is cached (most digests heard are consistent, and a digest is
+# heard from every neighbour): it is computed again only when the ring
+# changed (Ring.last), a live message may have grown too old, or the live
+# set was marked since.
 #
 # These are Gossip methods, bound into its class body (gossip.py).
 try:
@@ -82,31 +86,51 @@ def _ae_init(self, c):
     self._owe = False  # a digest is owed (to a neighbour whose clock lags: netclock.py)
     self._cur = array("h", [-1] * 4)  # digest building: a cursor per priority chain
     self._live = bytearray(c.ring_slots)  # the live set (above)
-    self._sum = array("i", [0, 0])  # _summary()'s result: xor, count
+    # _summary()'s result: [0] xor, [1] count; its cache: [2] Ring.last then
+    # (-1 once the live set is marked), [3] the tick until which no live id
+    # can grow too old.  (Four ints take the heap block two would.)
+    self._sum = array("i", [0, 0, -1, 0])
 
 
 def _summary(self, now):
     """The summary of our live ids, as a reused array: [0] the 30-bit xor,
     [1] how many.  Equal summaries: in sync.  Leaves self._live set (above)."""
     r = self._ring
+    sm = self._sum
+    if sm[2] == r.last and ((now - sm[3] ^ _HALF) & _MASK) - _HALF <= 0:
+        return sm  # (the cache: see the top of this file)
     d = self._dedup
     live = self._live
+    # (the tables as locals: this runs for every digest heard and sent)
+    used = r.used
+    st = r.state
+    born = r.born
+    dix = r.dix
+    dhi = d.hi
+    dlo = d.lo
+    amax = self._age_max
+    left = _HALF - 1  # ms until the first live id is too old
     x = 0
     n = 0
     for s in range(r.slots):
-        live[s] = 0
         # (a message at its hop limit can't be sent: not listed, not counted)
-        if (r.used[s] and not r.state[s] & UNSENDABLE
-                and ((now - r.born[s] ^ _HALF) & _MASK) - _HALF <= self._age_max):
-            i = r.dix[s]
-            hi = d.hi[i]
-            lo = d.lo[i]
-            x ^= (hi ^ (lo << 6) ^ (lo >> 18) ^ (hi << 3)) & _MASK
-            n += 1
-            live[s] = _LIVE
-    sm = self._sum
+        if used[s] and not st[s] & UNSENDABLE:
+            a = amax - (((now - born[s] ^ _HALF) & _MASK) - _HALF)
+            if a >= 0:
+                i = dix[s]
+                hi = dhi[i]
+                lo = dlo[i]
+                x ^= (hi ^ (lo << 6) ^ (lo >> 18) ^ (hi << 3)) & _MASK
+                n += 1
+                live[s] = _LIVE
+                if a < left:
+                    left = a
+                continue
+        live[s] = 0
     sm[0] = x
     sm[1] = n
+    sm[2] = r.last
+    sm[3] = (now - _MASK + left - 1) & _MASK
     return sm
 
 
@@ -120,6 +144,7 @@ def _list_ids(self, f, now, room, n):
     r = self._ring
     od = r.order
     live = self._live
+    self._sum[2] = -1  # (live is marked below)
     prv = r.prv
     # newest first: merge the four priority chains from their tails
     cur = self._cur
@@ -142,7 +167,7 @@ def _list_ids(self, f, now, room, n):
         for p in range(4):
             s = cur[p]
             if s >= 0:
-                # insertions since: never negative, a small int even after
+                # ring changes since: never negative, a small int even after
                 # the 30-bit counter wraps
                 v = (base - od[s]) & _MASK
                 if best < 0 or v < bo:
@@ -313,6 +338,7 @@ def _wanted(self, f, now):
     sender has them."""
     d = self._dedup
     live = self._live
+    self._sum[2] = -1  # (live is marked below)
     settle = self._settle
     q = self._tx
     q[0:] = self._blank

@@ -88,7 +88,10 @@ class Dedup:
         caller frees that body (ring.free, which clears slot[i]) before the
         index is linked to another.
         """
-        b = _bucket(hi, lo, self._bmask) << 2
+        # (_bucket() inlined, as in find(): once for every new message)
+        x = ((lo & 0xFFFF) ^ ((lo >> 16) * 0x9D) ^ ((hi & 0xFF) * 0x3B1)
+             ^ (((hi >> 8) & 0xFF) * 0x2C5) ^ ((hi >> 16) * 0x1F7))
+        b = ((x ^ (x >> 9)) & self._bmask) << 2
         h = self.hi
         at = self.at
         sl = self.slot
@@ -133,7 +136,9 @@ class Dedup:
     def forgotten(self, hi, lo, born):
         """True when an id absent from the table may be one it forgot: the
         message was born no later than the last eviction in its bucket."""
-        k = _bucket(hi, lo, self._bmask)
+        x = ((lo & 0xFFFF) ^ ((lo >> 16) * 0x9D) ^ ((hi & 0xFF) * 0x3B1)
+             ^ (((hi >> 8) & 0xFF) * 0x2C5) ^ ((hi >> 16) * 0x1F7))
+        k = (x ^ (x >> 9)) & self._bmask  # (_bucket() inlined)
         return self.wm_set[k] and ((born - self.wm[k] ^ _HALF) & MASK) - _HALF <= 0
 
     def expire_watermarks(self, now, horizon_ms):

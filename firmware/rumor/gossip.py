@@ -507,7 +507,7 @@ class Gossip:
         """Do whatever is due at clock(): relays, a round, a prune."""
         if not self._running:
             return
-        now = self._now()
+        now = self._clock() & _MASK  # (_now() inlined here and below: once a tick)
         if self._nc is not None:
             self._nc.tick(self, now)
         if self._relay_pending and ((now - self._next_relay ^ _HALF) & _MASK) - _HALF >= 0:
@@ -540,7 +540,7 @@ class Gossip:
 
     def next_deadline(self):
         """Milliseconds until tick() has something to do (>= 0)."""
-        now = self._now()
+        now = self._clock() & _MASK
         best = ((self._next_prune - now ^ _HALF) & _MASK) - _HALF
         if self._relay_pending:
             w = ((self._next_relay - now ^ _HALF) & _MASK) - _HALF
@@ -581,7 +581,7 @@ class Gossip:
             + self._dedup.memory_bytes()
             + self._peers.memory_bytes()
             + 2 * mem.buf(c.mtu) + mem.lst(len(NAMES))  # _tx, _blank; counters
-            + mem.buf(n) + mem.buf(8) + mem.buf(c.ring_slots) + mem.buf(8)  # _cand, _cur, _live, _sum
+            + mem.buf(n) + mem.buf(8) + mem.buf(c.ring_slots) + mem.buf(16)  # _cand, _cur, _live, _sum
             + mem.lst(n + 1) + sum(mem.lst(k) for k in range(n + 1))  # the to_peers lists
             + mem.inst(self) + mem.inst(self._msg) + mem.inst(self._ring)
             + mem.inst(self._dedup) + mem.inst(self._peers)

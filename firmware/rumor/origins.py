@@ -42,19 +42,22 @@ class Origins:
         counts as flooding for penalty ms.  Allocates nothing."""
         cap = burst * 1000
         h = self.hi
+        el = self.lo
+        pen = self.pen
         at = self.at
         k = -1
         idle = -1
         spare = 0
         for j in range(self.n):
-            if h[j] == hi and self.lo[j] == lo:
+            x = h[j]
+            if x == hi and el[j] == lo:
                 k = j
                 break
             # a row for a new origin: an empty one, else the one idle
             # longest, but not a flooder's under penalty (it would lose it)
-            if h[j] == _EMPTY:
+            if x == _EMPTY:
                 e = MASK
-            elif self.pen[j]:
+            elif pen[j]:
                 e = 0
             else:
                 e = (now - at[j]) & MASK
@@ -64,8 +67,8 @@ class Origins:
         if k < 0:
             k = spare
             h[k] = hi
-            self.lo[k] = lo
-            self.pen[k] = 0
+            el[k] = lo
+            pen[k] = 0
             t = cap
         else:
             t = level(self.tok[k], at[k], now, rate, cap)
@@ -88,8 +91,9 @@ class Origins:
         """True when origin (hi, lo) is flooding: its bucket ran dry less than
         the penalty ago, or it has used up half of it.  Takes nothing."""
         h = self.hi
+        el = self.lo
         for k in range(self.n):
-            if h[k] == hi and self.lo[k] == lo:
+            if h[k] == hi and el[k] == lo:
                 if self.pen[k]:
                     d = (self.until[k] - now) & MASK
                     if d and d < 0x20000000:

@@ -79,17 +79,20 @@ class Peers:
         m = self._imask
         j = (hi ^ (hi >> 5) ^ lo ^ (lo << 3)) & m
         h = self.hi
+        el = self.lo
         while True:
             k = ix[j]
             if k == 0:
                 return self._learn(hi, lo, addr, now)
             k -= 1
-            if h[k] == hi and self.lo[k] == lo:
+            if h[k] == hi and el[k] == lo:
                 break
             j = (j + 1) & m
         self.heard[k] = now
-        if addr is not None and not len(self.addr[k]) and len(addr) <= self.addr_max:
-            self.addr[k][0:] = addr
+        if addr is not None:
+            a = self.addr[k]
+            if not len(a) and len(addr) <= self.addr_max:
+                a[0:] = addr
         return k
 
     def allow(self, k, now, rate, burst):
@@ -114,8 +117,13 @@ class Peers:
                 return True
             t = cap
             self.tok_at[k] = now
-        t = level(t, self.tok_at[k], now, rate, cap)
-        self.tok_at[k] = now
+        # (level() inlined: once for every new message and digest heard)
+        ta = self.tok_at
+        el = (now - ta[k]) & MASK
+        t += (el if el < lim else lim) * rate
+        if t > cap:
+            t = cap
+        ta[k] = now
         if t < 1000:
             self.tok[k] = t
             return False

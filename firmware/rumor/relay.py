@@ -170,7 +170,7 @@ def _relay_new(self, s, now, rssi):
     """Schedule the one rebroadcast of a message just heard at rssi.  (The
     first copy's strength only orders the relays; suppress_rssi applies to
     the copies heard while ours waits: see _copy_heard.)"""
-    self._schedule(s, now, _relay_wait(self, rssi), self._k)
+    _schedule(self, s, now, _relay_wait(self, rssi), self._k)
 
 
 def _relay_wait(self, rssi):
@@ -224,12 +224,12 @@ def _relays(self, now):
     pending = False
     for s in range(r.slots):
         if st[s] & RELAY:
-            w = ((due[s] - now ^ _HALF) & _MASK) - _HALF
-            if w <= 0:
+            t = due[s]
+            if ((t - now ^ _HALF) & _MASK) - _HALF <= 0:
                 r.cancel(s)
                 self._send_slot(s, now, None)
-            elif not pending or ((due[s] - nxt ^ _HALF) & _MASK) - _HALF < 0:
-                nxt = due[s]
+            elif not pending or ((t - nxt ^ _HALF) & _MASK) - _HALF < 0:
+                nxt = t
                 pending = True
     self._relay_pending = pending
     self._next_relay = nxt

@@ -27,6 +27,12 @@
 #   QUAR     quarantine(s)                 release(s); free(s)
 #
 # A slot is sendable when none of LIMITED, HELD, QUAR is set (UNSENDABLE).
+#
+# last, a 30-bit counter, moves on whenever a slot is filled or emptied or an
+# UNSENDABLE bit changes (put, free, hold, quarantine, release); order[s] is
+# its value when s was filled, so last - order[s] orders slots by insertion.
+# The anti-entropy summary depends on nothing else but time: it is cached
+# on last.
 from array import array
 
 try:
@@ -65,7 +71,7 @@ class Ring:
         self.pushes = bytearray(slots)  # unicast push rounds left
         self.born = array("i", [0] * slots)  # local tick at which the age was 0
         self.due = array("i", [0] * slots)  # tick of the pending relay
-        self.order = array("i", [0] * slots)  # insertion counter (digests list newest first)
+        self.order = array("i", [0] * slots)  # last when filled (digests list newest first)
         self.dix = array("i", [-1] * slots)  # index of the id in the dedup table
         self.src = array("h", [-1] * slots)  # peer it came from, -1 for own/unknown
         # the origin of each message (bytes 8..11 of its frame, as 24 + 8
@@ -83,7 +89,7 @@ class Ring:
             self.nxt[s] = s + 1
         self.spare = 0  # head of the free chain (-1: the ring is full)
         self.count = 0
-        self.last = 0  # the order[] of the newest insertion (a 30-bit counter)
+        self.last = 0  # the ring's change counter (the top of this file)
         for f in self.frame:
             f[0:] = b""  # length 0, capacity kept
 
@@ -131,10 +137,10 @@ class Ring:
         bo = 0
         base = self.last
         for s in range(self.slots):
-            if used[s] and oh[s] == ohi and ol[s] == olo:
+            if oh[s] == ohi and used[s] and ol[s] == olo:  # (the rarest test first)
                 n += 1
                 if pr[s] <= prio:
-                    # insertions since: a small int even after the counter wraps
+                    # ring changes since: a small int even after the counter wraps
                     v = (base - od[s]) & MASK
                     if best < 0 or v > bo:
                         best = s
@@ -208,6 +214,7 @@ class Ring:
             self._link[i] = -1
         self.dix[s] = -1
         self.frame[s][0:] = b""
+        self.last = (self.last - MASK) & MASK
 
     def expire(self, now, age_max):
         """Free every slot older than age_max ms at tick now; how many."""
@@ -257,12 +264,15 @@ class Ring:
     def hold(self, s):
         """Own slot s waits for the network time before it is sent."""
         self.state[s] |= HELD
+        self.last = (self.last - MASK) & MASK
 
     def quarantine(self, s):
         """Slot s, heard before the network time was known, is neither
         delivered nor sent until release()."""
         self.state[s] |= QUAR
+        self.last = (self.last - MASK) & MASK
 
     def release(self, s):
         """Slot s leaves hold or quarantine."""
         self.state[s] &= ~(HELD | QUAR)
+        self.last = (self.last - MASK) & MASK

@@ -174,7 +174,8 @@ def draw(m: MeshMap, out: str | os.PathLike[str]) -> None:
         face = [colour.get(v, (1, 1, 1, 1)) for v in m.nodes]
         for k, g in enumerate(m.groups[:10]):
             ax.scatter([], [], s=60, color=gmap(k), label=f"part {k + 1}: {len(g)} node{'s' * (len(g) > 1)}")
-        ax.legend(loc="upper right", fontsize=8, title="not connected", title_fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="not connected",
+                  title_fontsize=8, borderaxespad=0)
     size = 18 if big else 260
     ax.scatter(xs, ys, s=size, c=face, edgecolors=["black" if v in m.marks else "0.35" for v in m.nodes],
                linewidths=[2.5 if v in m.marks else 0.8 for v in m.nodes], zorder=2)
@@ -263,8 +264,8 @@ def sim_map(report: dict[str, Any], out: str | os.PathLike[str]) -> str | None:
     sc = build_scenario(SimParams(**{k: v for k, v in p.items() if k in known}))
     topo = sc.topo
     names = [str(i) for i in range(topo.n)]
-    heard = {(names[i], names[j]): float(sc.rssi[i][k])
-             for i in range(topo.n) for k, j in enumerate(topo.adj[i])}
+    heard: dict[tuple[str, str], float | None] = {
+        (names[i], names[j]): float(sc.rssi[i][k]) for i in range(topo.n) for k, j in enumerate(topo.adj[i])}
     parts = components(names, [(a, b) for a, b in heard])
     shape = f"rgg, mean degree {p.get('degree')}" if p["topology"] == "rgg" else p["topology"]
     note = (f"{topo.edges()} links; ring: a message's source; "

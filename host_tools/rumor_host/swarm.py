@@ -494,6 +494,17 @@ class Swarm:
             write_secret(folder / KEY_FILE, self.key)
 
     def stop(self) -> None:
+        """Stop every board and the medium, with SIGINT/SIGTERM/SIGHUP held
+        back meanwhile (they come after): a second Ctrl-C, or the SIGTERM of
+        a `timeout`, must not leave processes running in their own sessions."""
+        sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        try:
+            self._stop_all()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _stop_all(self) -> None:
         from rumor_host.control import unregister_swarm
 
         unregister_swarm(getattr(self, "_registered", None))
@@ -577,10 +588,13 @@ def run_forever(swarm: Swarm, echo: Callable[[str], None], map_out: str | None =
     except KeyboardInterrupt:
         pass
     finally:
+        # stop first, our handlers still in place: a second Ctrl-C (or the
+        # SIGTERM of a `timeout`) while the boards stop must not leave the
+        # medium and the boards running in their own sessions
+        swarm.stop()
         signal.signal(signal.SIGTERM, old)
         signal.signal(signal.SIGHUP, old_hup)
         signal.signal(signal.SIGINT, old_int)
-        swarm.stop()
         echo("swarm stopped.")
 
 

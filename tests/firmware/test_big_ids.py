@@ -329,3 +329,25 @@ def test_a_node_with_a_mac_derived_id_receives_without_allocating():
         assert n.neighbours.count == 6
     finally:
         n.radio.close()
+
+
+def test_a_keyed_mesh_of_big_ids_across_the_wrap_delivers_and_syncs_time():
+    # not a heap-locked path (hashing allocates), but the same ids: tags,
+    # stamps, time requests and relays with ids >= 2**30 and the board clock
+    # running over its 30-bit wrap
+    from meshnet import Net
+
+    key = b"0123456789abcdef0123456789abcdef"
+    cfg = Config.small(relay_delay_ms=0, gossip_interval_ms=200, settle_ms=0)
+    net = Net(3, cfg, links=[(0, 1), (1, 2)], base_id=0xC40AD100, t0=_MASK - 3000, key=key)
+    net.run(4000)  # sync_wait_ms: the first node takes its own clock, the others follow
+    net.nodes[0].publish(b"over two hops")
+    net.run(600)
+    assert [(o, p) for o, _s, p, _h in net.got[2]] == [(0xC40AD100, b"over two hops")]
+    assert net.clock() < 5000  # the clock wrapped on the way
+    late = net.add_node(0xFFFFFFF0)  # boots later, asks for the time
+    net.link(2, 3)
+    late.publish(b"from the last id")
+    net.run(2000)
+    assert [(o, p) for o, _s, p, _h in net.got[0]] == [(0xFFFFFFF0, b"from the last id")]
+    assert all(g.stats()["bad_tag"] == 0 and g.stats()["stale"] == 0 for g in net.nodes)

@@ -30,7 +30,7 @@ def test_backoff_grows_and_is_forced_after_tries():
     r = random.Random(1).getrandbits
     waits = [b.after_cad(True, r) for _ in range(3)]
     # 1..2^3, 1..2^4, 1..2^5 slots
-    for w, k in zip(waits, (3, 4, 5)):
+    for w, k in zip(waits, (3, 4, 5), strict=True):
         assert 8000 <= w <= (1 << k) * 8000 and w % 8000 == 0
     assert b.after_cad(True, r) == -2  # the 4th busy CAD in a row: goes anyway
     assert b.busy_run == 0
@@ -101,13 +101,56 @@ def test_half_duplex():
     assert a.sending(500) is None
 
 
-def test_cad_sees_frames_on_air_during_its_window():
+def test_cad_sees_frames_on_air_for_a_symbol_of_its_window():
     a = LA.AirState(keep_us=50_000)
     a.arrive(_Tx(), 1000, 2000, -90, 6.0, False)
-    assert a.busy(1500, 1600)  # on air
-    assert a.busy(1900, 2500)  # ends during the CAD
-    assert a.busy(0, 1100)  # starts during the CAD
-    assert not a.busy(2000, 3000)  # over before it
-    assert not a.busy(0, 1000)  # not yet
+    sym = 50
+    assert a.busy(1500, 1600, sym)  # on air
+    assert a.busy(1900, 2500, sym)  # ends during the CAD, a symbol in
+    assert not a.busy(1960, 2500, sym)  # only the last 40 us of it
+    assert a.busy(0, 1100, sym)  # starts during the CAD, a symbol before its end
+    assert not a.busy(0, 1030, sym)  # starts too late to be seen
+    assert not a.busy(2000, 3000, sym)  # over before it
+    assert not a.busy(0, 1000, sym)  # not yet
     # a frame long gone is pruned
-    assert not a.busy(100_000, 101_000) and a.frames == []
+    assert not a.busy(100_000, 101_000, sym) and a.frames == []
+    # the listening part: SF8's 2 symbols of 2.048 ms
+    assert LA.cad_listen_us(8, 125_000) == pytest.approx(4096.0)
+
+
+# -- in the simulator ----------------------------------------------------------
+
+def _lora(strategies, **kw):
+    from rumor_host.sim.engine import SimParams, simulate
+    p = dict(nodes=12, topology="complete", radio="lora", sf=7, messages=8, seed=1)
+    p.update(kw)
+    return simulate(SimParams(**p), strategies)["results"]
+
+
+def test_cad_defers_and_cuts_collisions():
+    on = _lora(["flood"], cad=True)["flood"]
+    off = _lora(["flood"], cad=False)["flood"]
+    assert off["cad_busy"] == 0 and on["cad_busy"] > 0
+    # everyone hears everyone: with CAD, frames that start within one CAD of
+    # each other, or go after cad_tries busy CADs, still collide
+    assert on["collided_rx_per_message"] < 0.8 * off["collided_rx_per_message"]
+    assert on["delivery_ratio"] >= off["delivery_ratio"]
+
+
+def test_capture_saves_receptions():
+    # pure ALOHA flood on LoRa: with capture, more nodes get each message
+    # (and so more relay it)
+    for seed in (1, 2, 3):
+        kw = dict(nodes=30, topology="rgg", degree=8, cad=False, seed=seed, messages=10)
+        on = _lora(["flood"], capture=True, **kw)["flood"]
+        off = _lora(["flood"], capture=False, **kw)["flood"]
+        assert on["delivery_ratio"] > off["delivery_ratio"]
+        assert on["tx_per_message"] >= off["tx_per_message"]
+
+
+def test_bad_access_params():
+    from rumor_host.sim.engine import SimParams
+    with pytest.raises(ValueError, match="cad_tries"):
+        SimParams(cad_tries=0).check()
+    with pytest.raises(ValueError, match="capture_db"):
+        SimParams(capture_db=-1).check()

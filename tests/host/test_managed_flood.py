@@ -78,3 +78,74 @@ def test_below_is_in_range(n):
     r = random.Random(n).getrandbits
     vals = {M._below(n, r) for _ in range(2000)}
     assert vals == set(range(n)) if n <= 16 else (min(vals) >= 0 and max(vals) < n)
+
+
+# -- in the simulator ----------------------------------------------------------
+
+def _run(strategies, **kw):
+    from rumor_host.sim.engine import SimParams, simulate
+    p = dict(nodes=12, topology="complete", messages=6, seed=1)
+    p.update(kw)
+    return simulate(SimParams(**p), strategies)["results"]
+
+
+@pytest.mark.parametrize("radio", ["espnow", "lora"])
+def test_hop_limit_3_and_7_on_a_line(radio):
+    # a line of 12 from node 0: hop limit h reaches h + 1 hops
+    r = _run(["managed-flood", "managed-flood-7"], nodes=12, topology="line", source=0,
+             radio=radio, messages=3)
+    assert r["managed-flood"]["delivery_ratio"] == pytest.approx(4 / 11)
+    assert r["managed-flood-7"]["delivery_ratio"] == pytest.approx(8 / 11)
+    # every node that has it relays but the last one it reaches
+    assert r["managed-flood"]["tx_per_message"] == 4
+    assert r["managed-flood"]["relays_cancelled"] == 0
+
+
+@pytest.mark.parametrize("radio", ["espnow", "lora"])
+def test_one_copy_cancels_on_a_complete_mesh(radio):
+    r = _run(["managed-flood", "flood"], radio=radio)
+    m = r["managed-flood"]
+    assert m["delivery_ratio"] == 1.0
+    # the source and the first relay; the copy heard cancels the 10 others
+    # (a second relay only when two waits end within a slot of each other)
+    assert m["tx_per_message"] <= 3
+    assert m["relays_cancelled"] >= 6 * 8
+    assert r["flood"]["tx_per_message"] == 12
+
+
+def test_far_node_relays_first():
+    # node 0 publishes; on the line 0-1-2 the only relay is node 1, and on a
+    # small rgg the first relay is (mostly) one of the weakest hearers
+    from rumor_host.sim import managed as Mg
+    from rumor_host.sim.engine import Engine, SimParams, build_scenario
+    from rumor_host.sim.strategies import STRATEGIES
+    sc = build_scenario(SimParams(nodes=40, topology="rgg", degree=12, messages=20, seed=4,
+                                  source=0, radio="lora", sf=7))
+    relays = []
+    eng = Engine(sc, STRATEGIES["managed-flood"])
+    orig = Engine.hold
+
+    def spy(self, h, frame):
+        orig(self, h, frame)
+        if h.rx_now is not None:
+            relays.append((h.v, h.rx_now))
+    Engine.hold = spy
+    try:
+        eng.run()
+    finally:
+        Engine.hold = orig
+    assert relays
+    windows = [Mg.cw_from_snr(Mg.snr_db(r, 7)) for _, r in relays]
+    assert min(windows) < max(windows)  # the SNR spreads the windows
+
+
+def test_seed_runs_to_eventual_delivery():
+    r = _run(["seed", "flood"], nodes=30, topology="rgg", degree=6, loss=0.1, settle_ms=500,
+             messages=5)
+    s, f = r["seed"], r["flood"]
+    # the seed's run goes on for max_message_age_ms (60 s) after the last publish
+    assert s["sim_ms"] >= 1000 + 4 * 100 + 60000
+    assert f["sim_ms"] == 1000 + 4 * 100 + 500
+    assert s["delivery_ratio"] >= s["delivery_ratio_at_settle"]
+    assert s["delivery_ratio"] > 0.99 > s["delivery_ratio_at_settle"]
+    assert f["delivery_ratio"] == f["delivery_ratio_at_settle"]

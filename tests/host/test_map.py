@@ -109,3 +109,13 @@ def test_sim_map_draws_the_simulated_topology_with_its_parts(tmp_path):
     _png(tmp_path / "sim-map.png")
     rep["params"]["nodes"] = 10**6  # too big to draw: None, nothing written
     assert sim_map(rep, tmp_path / "big.png") is None and not (tmp_path / "big.png").exists()
+
+
+def test_rumor_sim_plot_also_draws_the_topology(tmp_path):
+    r = CliRunner().invoke(main, ["sim", "--nodes", "40", "--topology", "rgg", "--degree", "5",
+                                  "--messages", "3", "--strategy", "rumor", "-q",
+                                  "--plot", str(tmp_path / "s.png")])
+    assert r.exit_code == 0, r.output
+    _png(tmp_path / "s.png")
+    _png(tmp_path / "s-map.png")
+    assert "delivery: within each message's source's component" in r.output

@@ -82,3 +82,28 @@ def test_demo_stops_everything_on_sigterm(tmp_path):
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_a_second_signal_while_the_swarm_stops_leaves_nothing_running(tmp_path):
+    """Ctrl-C, then the SIGTERM of a `timeout` while the boards are being
+    stopped: the medium and the boards (in sessions of their own) must not
+    outlive the swarm."""
+    run = tmp_path / "swarm"
+    p = subprocess.Popen(RUMOR + ["swarm", "-n", "4", "-t", "line", "--dir", str(run)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    try:
+        for line in p.stdout:  # type: ignore[union-attr]
+            if "Ctrl-C stops the swarm" in line:
+                break
+        assert _procs_in(run), "the boards should be running"
+        p.send_signal(signal.SIGINT)
+        for _ in range(5):
+            time.sleep(0.02)
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        p.wait(20)
+        assert _wait_gone(run) == []
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)

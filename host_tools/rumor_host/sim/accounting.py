@@ -33,7 +33,8 @@ _T_DIGEST = W.DIGEST
 # the run's counters, all of them integers (the channel and the node hosts
 # increment theirs in place)
 COUNTERS = ("frames", "data", "digest", "request", "retries", "bytes", "airtime_us",
-            "ack_airtime_us", "collided", "lost", "unacked", "duty_waits", "txq_dropped")
+            "ack_airtime_us", "collided", "lost", "unacked", "duty_waits", "txq_dropped",
+            "cad_busy", "cad_forced", "relays_cancelled")
 
 
 class Ledger:
@@ -78,9 +79,11 @@ class Ledger:
         _add_core(self.retired, st)
 
     def result(self, sc: Scenario, engines: Sequence[Any], steps: int, memory: int,
-               sources: list[int], keep_first: bool) -> dict:
-        """The run's result dict (see metrics.py for the delivery figures)."""
-        end_us = sc.end_us
+               sources: list[int], keep_first: bool, end_us: int | None = None) -> dict:
+        """The run's result dict (see metrics.py for the delivery figures);
+        end_us: when the run stopped (None: the scenario's end)."""
+        if end_us is None:
+            end_us = sc.end_us
         n = len(self.air)
         final = [g.stats() for g in engines]  # (an Actor's stats hold none of the core's counters)
         stats: dict[str, Any] = {

@@ -4,9 +4,13 @@ What the radio model (radio.py) says in numbers, this module does in time:
 
 - access: before each frame an ESP-NOW radio waits DIFS plus a random
   backoff of 0..cw slots (CSMA/CA) and, while it hears a frame, until that
-  frame ends (carrier sense); LoRa sends at once (pure ALOHA, no sensing);
-- collisions: a reception is lost when another frame overlaps it at the
-  receiver (no capture: both are lost), whoever sent the other one;
+  frame ends (carrier sense); LoRa listens before it talks with the LoRa
+  adapter's CAD and backoff (the engine's TX_TRY, `cad_busy` here,
+  lora_access.py; `SimParams.cad`);
+- collisions: on ESP-NOW a reception is lost when another frame overlaps it
+  at the receiver (no capture: both are lost), whoever sent the other one;
+  on LoRa each receiver's AirState decides (lora_access.py): the frame it
+  locked on first survives an overlap `capture_db` weaker (capture);
 - half duplex: a node that starts sending loses what it was hearing, and
   does not hear what arrives while it sends;
 - loss: each reception that survived is lost with probability `loss`
@@ -65,8 +69,16 @@ class Channel:
     """The shared medium of one run: who hears which frame."""
 
     def __init__(self, radio: Radio, loss: float, seed: int, hosts: list[NodeHost],
-                 ctr: dict[str, int], cut: bool):
+                 ctr: dict[str, int], cut: bool, capture_db: float | None = None,
+                 cad_us: int = 0, cad_listen_us: float = 0.0, t_sym_us: float = 0.0):
         self.radio = radio
+        # LoRa (lora_access.py): receptions by AirState, with capture at
+        # capture_db (None: none); cad_us: one CAD (0: no listen before talk)
+        self.lora = radio.name.startswith("lora")
+        self.capture_db = capture_db
+        self.cad_us = cad_us
+        self.cad_listen_us = cad_listen_us  # the part of a CAD that listens
+        self.t_sym_us = t_sym_us  # a frame must be on air that long of it to be seen
         self.csma = radio.csma
         self.mac_ack = radio.mac_ack
         self.retries = radio.retries
@@ -78,6 +90,7 @@ class Channel:
         mac = random.Random(f"mac/{seed}")  # channel: loss, backoff
         self.rand = mac.random
         self.randint = mac.randrange
+        self.randbits = mac.getrandbits
         self.hosts = hosts
         self.ctr = ctr  # the run's counters (accounting.py): collided, lost, unacked, ack airtime
         self.cut = cut  # the partition is on: no link across x = 0.5
@@ -102,6 +115,9 @@ class Channel:
     # -- on air ---------------------------------------------------------------
     def transmit(self, h: NodeHost, tx: Tx, t: int, air: int) -> None:
         """h starts sending tx at t for air us: mark what it spoils."""
+        if self.lora:
+            self._transmit_lora(h, tx, t, air)
+            return
         e = t + air
         h.tx_end = e
         if h.rx_end > t and h.rx_cur is not None:
@@ -131,6 +147,38 @@ class Channel:
             if e > hu.rx_end:
                 hu.rx_end = e
                 hu.rx_cur = tx
+
+    def _transmit_lora(self, h: NodeHost, tx: Tx, t: int, air: int) -> None:
+        """transmit() on LoRa: each receiver's AirState decides (capture,
+        half duplex), and what it was locked on may be lost."""
+        e = t + air
+        h.tx_end = e
+        lost = h.air.sending(t)  # half duplex: what h was receiving is lost
+        if lost is not None:
+            lost.spoil(h.v)
+        cut = self.cut
+        sv = h.side
+        cap = self.capture_db
+        rs = h.rssi  # (links are symmetric: what h measures of u, u of h)
+        nbh = h.nbh
+        for i in range(len(nbh)):
+            hu = nbh[i]
+            if cut and hu.side != sv:
+                continue
+            heard, lost = hu.air.arrive(tx, t, e, rs[i], cap, hu.tx_end > t)
+            if not heard:
+                tx.spoil(hu.v)
+            if lost is not None:
+                lost.spoil(hu.v)
+            if e > hu.rx_end:
+                hu.rx_end = e
+                hu.rx_cur = tx
+
+    def cad_busy(self, h: NodeHost, a: int) -> bool:
+        """A CAD by h that began at a: was a frame h can hear on air for a
+        symbol of its listening part?  (Frames from across a partition never
+        reach h's AirState.)"""
+        return h.air.busy(a, a + self.cad_listen_us, self.t_sym_us)
 
     # -- at the end of a frame -------------------------------------------------
     def hearers(self, h: NodeHost, tx: Tx) -> Iterator[int]:

@@ -79,6 +79,11 @@ def run_with_progress(params: SimParams, names: list[str], console: Console,
               help="When the partition begins (0: at the start).")
 @click.option("--txq-limit", type=click.IntRange(min=0), default=0, show_default=True,
               help="Frames a node's radio holds waiting for the air; more are dropped (0: no limit).")
+@click.option("--cad/--no-cad", default=True, show_default=True,
+              help="LoRa: listen before talk (the adapter's CAD and backoff).")
+@click.option("--capture-db", type=click.FloatRange(0.0, 60.0), default=6.0, show_default=True,
+              help="LoRa: a frame locked first survives an overlap this many dB weaker.")
+@click.option("--no-capture", is_flag=True, help="LoRa: no capture (any overlap loses both frames).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report as JSON here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -88,7 +93,8 @@ def run_with_progress(params: SimParams, names: list[str], console: Console,
 def sim(ctx: click.Context, nodes: int, topology: str, degree: float, loss: float, radio: str, sf: int,
         strategies: list[str], messages: int, seed: int, payload: int, interval_ms: float | None,
         settle_ms: int | None, churn: float, downtime_ms: int, partition_ms: int,
-        partition_start_ms: int, txq_limit: int, json_out: str | None, plot_out: str | None, quiet: bool) -> None:
+        partition_start_ms: int, txq_limit: int, cad: bool, capture_db: float, no_capture: bool,
+        json_out: str | None, plot_out: str | None, quiet: bool) -> None:
     """Simulate a mesh running the real gossip core and compare strategies.
 
     Every node runs firmware/rumor's Gossip under CPython with a simulated
@@ -112,7 +118,8 @@ def sim(ctx: click.Context, nodes: int, topology: str, degree: float, loss: floa
                        sf=sf, messages=messages, seed=seed, payload=payload,
                        interval_ms=interval_ms, settle_ms=settle_ms, churn=churn,
                        downtime_ms=downtime_ms, partition_ms=partition_ms,
-                       partition_start_ms=partition_start_ms, txq_limit=txq_limit)
+                       partition_start_ms=partition_start_ms, txq_limit=txq_limit, cad=cad,
+                       capture=not no_capture, capture_db=capture_db)
     console = Console(stderr=True)
     try:
         params.check()
@@ -137,7 +144,11 @@ def sim(ctx: click.Context, nodes: int, topology: str, degree: float, loss: floa
         from .plot import plot_report
 
         plot_report(report, plot_out)
-        console.print(f"wrote {plot_out}")
+        console.print(f"wrote {plot_out}")  # and the topology, drawn as swarm and report draw theirs
+        from rumor_host.meshmap import MAX_SIM_MAP, map_path, sim_map
+
+        drawn = sim_map(report, map_path(plot_out))
+        console.print(f"wrote {drawn}" if drawn else f"no topology map above {MAX_SIM_MAP} nodes")
 
 
 from .sweep import sweep_cmd  # noqa: E402 - the subcommand, after the group it joins

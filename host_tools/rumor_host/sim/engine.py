@@ -42,14 +42,38 @@ from rumor.radio_lora import DutyCycle
 
 from .accounting import CORE_TOTALS, DUTY_WINDOW_US, Ledger, airtime_summary, duty_budget_check
 from .channel import Channel, Tx
-from .events import CUT, DOWN, HEAL, PUBLISH, SAVE, TICK, TX_END, TX_TRY, UP, EventLoop, Handler
+from .events import (
+    CUT,
+    DOWN,
+    HEAL,
+    PUBLISH,
+    RELAY,
+    SAVE,
+    TICK,
+    TX_END,
+    TX_TRY,
+    UP,
+    EventLoop,
+    Handler,
+)
 from .hooks import Actor, ActorFactory, Hooks
+from .lora_access import (
+    AirState,
+    CadBackoff,
+    cad_duration_us,
+    cad_listen_us,
+    cad_slot_us,
+    t_sym_us,
+)
+from .managed import PendingQueue, espnow_slot_us, lora_slot_us
+from .mesh_mac import MeshtasticMac
 from .node import NodeHost
 from .params import SimParams
+from .radio import LoRa
 from .scenario import Scenario, build_scenario
 from .strategies import STRATEGIES, Strategy
 
-__all__ = ["CORE_TOTALS", "CUT", "DOWN", "DUTY_WINDOW_US", "HEAL", "PUBLISH", "SAVE", "TICK",
+__all__ = ["CORE_TOTALS", "CUT", "DOWN", "DUTY_WINDOW_US", "HEAL", "PUBLISH", "RELAY", "SAVE", "TICK",
            "TX_END", "TX_TRY", "UP", "Actor", "ActorFactory", "Engine", "Hooks", "Scenario",
            "SimParams", "airtime_summary", "build_scenario", "duty_budget_check", "simulate"]
 
@@ -73,9 +97,19 @@ class Engine:
     def run(self, progress: Callable[[float], None] | None = None) -> dict:
         self._setup()
         memory = self._start()
-        self.loop.run(self.handlers(), self.sc.end_us, progress)
+        end_us = self.end_us()
+        self.loop.run(self.handlers(), end_us, progress)
         return self.ledger.result(self.sc, [h.g for h in self.hosts], self.loop.steps, memory,
-                                  self.src_of, self.hk.keep_first)
+                                  self.src_of, self.hk.keep_first, end_us)
+
+    def end_us(self) -> int:
+        """When the run stops: the scenario's end (last publish + settle), or
+        for an `eventual` strategy (the seed's rounds) at least the messages'
+        lifetime after the last publish, so what it would still deliver is."""
+        sc = self.sc
+        if not self.strategy.eventual or not sc.publish_us:
+            return sc.end_us
+        return max(sc.end_us, sc.publish_us[-1] + self.config.max_message_age_ms * 1000)
 
     def handlers(self) -> tuple[Handler, ...]:
         """The handler of each event kind, indexed by kind (events.py)."""
@@ -83,6 +117,7 @@ class Engine:
             PUBLISH: self._on_publish, TICK: self._on_tick, TX_TRY: self._on_tx_try,
             TX_END: self._on_tx_end, DOWN: self._on_down, UP: self._on_up,
             HEAL: self._on_heal, CUT: self._on_cut, SAVE: self._on_save,
+            RELAY: self._on_relay,
         }
         return tuple(table[k] for k in range(len(table)))
 
@@ -98,8 +133,14 @@ class Engine:
         duty = sc.radio.duty_cycle
         self.ledger = Ledger(n, p.messages, duty)
         self.hosts: list[NodeHost] = []
-        self.channel = Channel(sc.radio, p.loss, p.seed, self.hosts, self.ledger.ctr,
-                               p.partition_ms > 0 and p.partition_start_ms == 0)
+        radio = sc.radio
+        lora = isinstance(radio, LoRa)
+        cad_us = cad_duration_us(radio.sf, radio.bw_hz) if isinstance(radio, LoRa) and p.cad else 0
+        self.channel = Channel(radio, p.loss, p.seed, self.hosts, self.ledger.ctr,
+                               p.partition_ms > 0 and p.partition_start_ms == 0,
+                               p.capture_db if lora and p.capture else None, cad_us,
+                               cad_listen_us(radio.sf, radio.bw_hz) if isinstance(radio, LoRa) else 0.0,
+                               t_sym_us(radio.sf, radio.bw_hz) if isinstance(radio, LoRa) else 0.0)
         # each node's ms clock has its own phase and origin, as real boards
         # booted at different times do (no two timers fire in lockstep)
         phase = random.Random(f"clock/{p.seed}")
@@ -113,6 +154,7 @@ class Engine:
                                        sc.rssi[v], topo.x[v] >= 0.5, dc))
         for h in self.hosts:
             h.nbh = [self.hosts[u] for u in h.nb]
+        self._setup_mac(lora, cad_us)
         self.txq_limit = p.txq_limit
         self.src_of = list(sc.sources)
         self.key = hk.key
@@ -125,6 +167,34 @@ class Engine:
         save_rng = random.Random(f"save/{p.seed}")
         self.save_phase = ([save_rng.randrange(max(self.save_ms, 1) * 1000) for _ in range(n)]
                            if self.save_ms else [])
+
+    def _setup_mac(self, lora: bool, cad_us: int) -> None:
+        """LoRa's receivers and CAD (lora_access.py); managed flooding's
+        held frames (mesh_mac.py)."""
+        sc = self.sc
+        p = sc.params
+        radio = sc.radio
+        if isinstance(radio, LoRa):
+            slot = cad_slot_us(radio.sf, radio.bw_hz)
+            for h in self.hosts:
+                h.air = AirState(cad_us)
+                if cad_us:
+                    h.cad = CadBackoff(slot, p.cad_tries)
+        self.mac: MeshtasticMac | None = None
+        if self.strategy.mac == "meshtastic":
+            if isinstance(radio, LoRa):
+                slot = lora_slot_us(radio.sf, radio.bw_hz)
+            else:
+                slot = espnow_slot_us(sc.data_air_us, radio.difs_us, radio.slot_us, radio.cw)
+            self.mac = MeshtasticMac(self, self.strategy.role, slot, radio.sf if lora else 0,
+                                     p.seed)
+            for h in self.hosts:
+                h.pend = PendingQueue()
+
+    def hold(self, h: NodeHost, frame: bytes) -> None:
+        """NodeHost.send of managed flooding: the frame waits its delay."""
+        assert self.mac is not None
+        self.mac.hold(h, frame)
 
     def _start(self) -> int:
         """Boot every node and schedule the scenario; returns a node's memory."""
@@ -235,15 +305,27 @@ class Engine:
         q = h.txq
         if not q:
             h.busy = False
+            h.cad_from = -1
             return
         ch = self.channel
         loop = self.loop
         push = loop.push
         seq = loop.seq
-        busy_until = ch.sensed_busy(h, t)
-        if busy_until:
-            push((busy_until + ch.access(), next(seq), TX_TRY, v, epoch))
-            return
+        if h.cad is not None:
+            # LoRa: listen before talk, one CAD long, then send or back off
+            if h.cad_from < 0:
+                h.cad_from = t
+                push((t + ch.cad_us, next(seq), TX_TRY, v, epoch))
+                return
+            a = h.cad_from
+            h.cad_from = -1
+            if self._cad_defers(h, a, t):
+                return
+        else:
+            busy_until = ch.sensed_busy(h, t)
+            if busy_until:
+                push((busy_until + ch.access(), next(seq), TX_TRY, v, epoch))
+                return
         frame, dest, att, delivered = q[0]
         air = ch.airtime(len(frame))
         if h.dc is not None:
@@ -264,6 +346,27 @@ class Engine:
             self.on_tx(v, frame, air, t)
         push((t + air, next(seq), TX_END, v, tx))
 
+    def _cad_defers(self, h: NodeHost, a: int, t: int) -> bool:
+        """The CAD h ran from a to t: True when the frame must wait (the
+        adapter's backoff, or managed flooding's re-arm), False: send now."""
+        busy = self.channel.cad_busy(h, a)
+        ctr = self.ledger.ctr
+        if self.mac is not None:
+            if not busy:
+                return False
+            ctr["cad_busy"] += 1
+            self.mac.cad_busy(h, t)
+            return True
+        w = h.cad.after_cad(busy, self.channel.randbits)
+        if w == -1:
+            return False
+        ctr["cad_busy"] += 1
+        if w == -2:
+            ctr["cad_forced"] += 1
+            return False
+        self.loop.at(t + w, TX_TRY, h.v, h.epoch)
+        return True
+
     def _on_tx_end(self, t: int, v: int, tx: Tx) -> None:
         """tx has been on air: hand it to whoever heard it; ACK or retry."""
         h = self.hosts[v]
@@ -277,7 +380,10 @@ class Engine:
         a = h.addr
         nbh = h.nbh
         rs = h.rssi
-        if tx.dest < 0:
+        if tx.dest < 0 and self.mac is not None and is_data:
+            self._hand_managed(h, tx, wrap)
+            after = t
+        elif tx.dest < 0:
             for i in ch.hearers(h, tx):
                 hu = nbh[i]
                 if wrap is None:
@@ -303,6 +409,35 @@ class Engine:
         else:
             h.busy = False
 
+    def _hand_managed(self, h: NodeHost, tx: Tx, wrap: Any) -> None:
+        """A DATA broadcast under managed flooding reaches its hearers: a
+        receiver's relay learns the rssi of its first copy (rx_now), and a
+        copy of a known message cancels a relay still waiting."""
+        frame = tx.frame
+        a = h.addr
+        nbh = h.nbh
+        rs = h.rssi
+        v = h.v
+        mac = self.mac
+        assert mac is not None
+        for i in self.channel.hearers(h, tx):
+            hu = nbh[i]
+            hu.rx_now = rs[i]
+            if wrap is None:
+                new = hu.g.receive(frame, a, rs[i])
+            else:
+                new = wrap(v, hu.v, hu.g, frame, a, rs[i])
+            hu.rx_now = None
+            if new:
+                hu.wake()
+            else:
+                mac.copy_heard(hu, frame)
+
+    def _on_relay(self, t: int, v: int, epoch: int) -> None:
+        """Managed flooding: a node's held frame has waited its delay."""
+        if self.mac is not None:
+            self.mac.on_relay(t, v, epoch)
+
     def _on_down(self, t: int, v: int, _arg: Any) -> None:
         """Node v loses power: its engine's counters are kept, its RAM is not."""
         h = self.hosts[v]
@@ -316,6 +451,13 @@ class Engine:
         h.txq.clear()
         h.busy = False
         h.tick_at = -1
+        h.cad_from = -1
+        if h.cad is not None:
+            h.cad.busy_run = 0
+        if h.air is not None:
+            h.air.locked = None
+        if self.mac is not None:
+            self.mac.reboot(h)
         self.loop.at(t + self.sc.params.downtime_ms * 1000, UP, v, None)
 
     def _on_up(self, t: int, v: int, _arg: Any) -> None:

@@ -16,6 +16,8 @@ Kinds:
 - DOWN, UP churn: a node loses power, comes back with a fresh engine
 - HEAL, CUT the partition ends, begins
 - SAVE     arg = boot epoch: a node writes its network clock to flash
+- RELAY    arg = boot epoch: managed flooding: the earliest of the node's
+           held frames has waited its Meshtastic delay (managed.py)
 
 An event carrying a boot epoch that is no longer the node's is stale (it was
 scheduled before a reboot) and is dropped by its handler.
@@ -29,8 +31,8 @@ from functools import partial
 from itertools import count
 from typing import Any
 
-PUBLISH, TICK, TX_TRY, TX_END, DOWN, UP, HEAL, CUT, SAVE = range(9)
-KINDS = ("publish", "tick", "tx_try", "tx_end", "down", "up", "heal", "cut", "save")
+PUBLISH, TICK, TX_TRY, TX_END, DOWN, UP, HEAL, CUT, SAVE, RELAY = range(10)
+KINDS = ("publish", "tick", "tx_try", "tx_end", "down", "up", "heal", "cut", "save", "relay")
 
 _push = heapq.heappush
 _pop = heapq.heappop

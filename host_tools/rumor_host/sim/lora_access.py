@@ -8,15 +8,17 @@ What a real LoRa mesh does, and the simulator with it (channel.py calls in):
   symbols (the SX126x detector settings of Semtech AN1200.48 that
   lora_cad.py uses: 2 symbols at SF7/SF8, 4 from SF9) plus about one symbol
   of processing, rounded up to the ms (`cad_duration_us`).  It reports busy
-  if any frame it can hear was on air during that time (an SX126x detects
-  any LoRa symbol; an SX127x detects preambles, and the adapter counts a
-  frame it is locked on as busy without a CAD: the same rule).  On busy the
+  if a frame it can hear was on air for at least one symbol of the
+  listening part (an SX126x detects any LoRa symbol; an SX127x detects
+  preambles, and the adapter counts a frame it is locked on as busy without
+  a CAD: the same rule).  On busy the
   frame waits a random 1..2^k backoff slots (a slot: one CAD and a ms;
   k = 3 on the first busy CAD in a row, one more each time, at most 6) and
   tries again; after `cad_tries` busy CADs in a row it goes anyway
   (`CadBackoff`, the adapter's rule and constants).  A frame that starts
-  after another node's CAD began is not seen by it: that window, one CAD
-  long, is where CAD-equipped LoRa nodes still collide.
+  less than a symbol before a node's listening ends, or while it processes,
+  is not seen: that window (about two symbols and the rounding to the ms)
+  is where CAD-equipped LoRa nodes still collide, with the forced sends.
 - **Capture** (`AirState.arrive`): a receiver locks on the first frame it
   hears while idle.  When another frame overlaps it, the locked one survives
   if it is at least `capture_db` stronger (it keeps the demodulator); else
@@ -63,6 +65,11 @@ def cad_duration_us(sf: int, bw_hz: int) -> int:
     symbol of processing, rounded up to the ms (lora_cad._Cad.duration_ms)."""
     t = t_sym_us(sf, bw_hz) * (cad_symbols(sf) + 1)
     return int(-(-t // 1000)) * 1000
+
+
+def cad_listen_us(sf: int, bw_hz: int) -> float:
+    """The part of a CAD that listens (its symbols; the rest is processing)."""
+    return t_sym_us(sf, bw_hz) * cad_symbols(sf)
 
 
 def cad_slot_us(sf: int, bw_hz: int) -> int:
@@ -161,11 +168,14 @@ class AirState:
             return lk
         return None
 
-    def busy(self, a: int, b: int) -> bool:
-        """Would a CAD from a to b (us) find the channel busy: was any frame
-        this node can hear on air during [a, b)?"""
+    def busy(self, a: int, b: int, min_us: float) -> bool:
+        """Would a CAD listening from a to b (us) find the channel busy: was
+        a frame this node can hear on air for at least min_us (a symbol) of
+        that window?"""
         self._prune(b)
         for f in self.frames:
-            if f[0] < b and f[1] > a:
+            s = f[0] if f[0] > a else a
+            e = f[1] if f[1] < b else b
+            if e - s >= min_us:
                 return True
         return False

@@ -50,6 +50,15 @@ class NodeHost:
         "tx_end",  # us: end of its own current/last transmission
         "rx_end",  # us: end of the latest frame arriving here
         "rx_cur",  # the Tx that ends at rx_end (what it is hearing)
+        # LoRa channel access (lora_access.py; None on ESP-NOW)
+        "air",  # AirState: the frames on air here, the one it is locked on
+        "cad",  # CadBackoff: the adapter's backoff after a busy CAD
+        "cad_from",  # us: when the CAD under way began (-1: none)
+        # managed flooding (managed.py; None for the other strategies)
+        "pend",  # PendingQueue: frames waiting for their Meshtastic delay
+        "relay_at",  # us of the pending RELAY event (-1: none)
+        "heard",  # message id -> contention window of its first copy (a relay)
+        "rx_now",  # rssi of the frame being handed to receive() (None: not in one)
     )
 
     def __init__(self, sim: Engine, v: int, off: int, addr: bytes, nb: list[int],
@@ -75,6 +84,13 @@ class NodeHost:
         self.tx_end = 0
         self.rx_end = 0
         self.rx_cur: Any = None
+        self.air: Any = None
+        self.cad: Any = None
+        self.cad_from = -1
+        self.pend: Any = None
+        self.relay_at = -1
+        self.heard: dict[bytes, int] = {}
+        self.rx_now: Any = None
 
     # -- what the core is wired to -------------------------------------------
     def clock(self) -> int:
@@ -92,7 +108,15 @@ class NodeHost:
 
     def send(self, frame: bytes, dest: int) -> None:
         """Into the radio queue (dropped when it is full, as ESP-NOW's driver
-        refuses a send); an idle radio starts working it after channel access."""
+        refuses a send); an idle radio starts working it after channel access.
+        Managed flooding: a broadcast waits its Meshtastic delay first."""
+        if self.pend is not None and dest < 0:
+            self.sim.hold(self, frame)
+        else:
+            self.queue(frame, dest)
+
+    def queue(self, frame: bytes, dest: int) -> None:
+        """Into the radio queue now."""
         sim = self.sim
         q = self.txq
         limit = sim.txq_limit

@@ -28,6 +28,15 @@ class SimParams:
     # it is full is dropped, as ESP-NOW's driver refuses a send when its TX
     # buffers are full (0: no limit)
     txq_limit: int = 0
+    # LoRa channel access (lora_access.py): listen before talk with the LoRa
+    # adapter's CAD and backoff (after cad_tries busy CADs in a row a frame
+    # goes anyway), and capture: a frame a receiver locked on first survives
+    # an overlapping one at least capture_db weaker (capture off: any overlap
+    # loses both).  ESP-NOW keeps its CSMA/CA and ignores these.
+    cad: bool = True
+    cad_tries: int = 6
+    capture: bool = True
+    capture_db: float = 6.0
 
     def check(self) -> None:
         if self.nodes < 2:
@@ -42,6 +51,10 @@ class SimParams:
             raise ValueError(f"churn must be a fraction in [0, 1], got {self.churn}")
         if self.txq_limit < 0:
             raise ValueError(f"txq_limit must be >= 0, got {self.txq_limit}")
+        if not 1 <= self.cad_tries <= 100:
+            raise ValueError(f"cad_tries must be 1..100, got {self.cad_tries}")
+        if not 0.0 <= self.capture_db <= 60.0:
+            raise ValueError(f"capture_db must be 0..60 dB, got {self.capture_db}")
         if self.source is not None and not 0 <= self.source < self.nodes:
             raise ValueError(f"source must be a node index 0..{self.nodes - 1}, got {self.source}")
         if self.partition_ms < 0 or self.downtime_ms < 0 or self.start_ms < 0:

@@ -6,9 +6,10 @@ ESP-NOW (802.11 vendor action frames, 1 Mbit/s DSSS as ESP-NOW's default rate):
 CSMA/CA (carrier sense, DIFS, random backoff in slots), broadcast reaches every
 neighbour in range with no acknowledgement, unicast is acknowledged by the MAC
 and retried.  LoRa: airtime from the Semtech formula (AN1200.13, SX127x
-datasheet section 4.1.1.6), pure ALOHA (no carrier sense), no MAC ACK, and the
-EU868 1 % duty-cycle budget per node.  Both radios are half-duplex and a
-reception is lost when two transmissions overlap at the receiver (no capture).
+datasheet section 4.1.1.6), no MAC ACK, and the EU868 1 % duty-cycle budget
+per node; its listen before talk (CAD) and capture are lora_access.py's.
+Both radios are half-duplex; on ESP-NOW a reception is lost when two
+transmissions overlap at the receiver (no capture).
 """
 
 from __future__ import annotations

@@ -44,7 +44,10 @@ def rows(report: dict) -> tuple[list[str], list[list[str]]]:
 
 def bounds_line(report: dict) -> str:
     b = report["bounds"]
-    return (f"bounds: component {b['component_size']} nodes, mean degree {b['mean_degree']}, "
+    n, comp = report.get("params", {}).get("nodes"), b["component_size"]
+    where = "" if not n else f" (its largest: {comp} of {n} nodes{'' if comp >= n else ', NOT connected'})"
+    return (f"delivery: within each message's source's component{where}; "
+            f"bounds: component {b['component_size']} nodes, mean degree {b['mean_degree']}, "
             f"source eccentricity {b['ecc_hops_mean']} hops mean / {b['ecc_hops_max']} max "
             f"(latency floor {b['latency_floor_ms_max']} ms), greedy CDS {b['cds_size']} transmissions")
 
