@@ -111,3 +111,22 @@ def uninstall_fake(name, names):
     for n in names:
         if sys.modules.get(n) is sys.modules[name]:
             del sys.modules[n]
+
+
+def tmp_dir(prefix):
+    """A new, empty folder /tmp/PREFIX-XXXXXXXX (random suffix) for one test."""
+    import os
+    import random
+
+    d = "/tmp/%s-%08x" % (prefix, random.getrandbits(32))
+    os.mkdir(d)
+    return d
+
+
+def rm_dir(d):
+    """Remove folder d made by tmp_dir and the plain files in it."""
+    import os
+
+    for f in os.listdir(d):
+        os.remove(d + "/" + f)
+    os.rmdir(d)

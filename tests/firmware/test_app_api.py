@@ -11,20 +11,6 @@ from rumor import app_api, node, wire
 from rumor import console as con
 
 
-def _dir():
-    import random
-
-    d = "/tmp/rumor-apptest-%08x" % random.getrandbits(32)
-    os.mkdir(d)
-    return d
-
-
-def _rmdir(d):
-    for f in os.listdir(d):
-        os.remove(d + "/" + f)
-    os.rmdir(d)
-
-
 class _Mod:
     """A uniquely named application module written to a temporary folder on
     sys.path (each test its own name: imports are cached)."""
@@ -32,7 +18,7 @@ class _Mod:
     def __init__(self, source):
         import random
 
-        self.dir = _dir()
+        self.dir = fwtest.tmp_dir("rumor-apptest")
         self.name = "app_t%08x" % random.getrandbits(32)
         with open("%s/%s.py" % (self.dir, self.name), "w") as f:
             f.write(source)
@@ -42,7 +28,7 @@ class _Mod:
         sys.path.remove(self.dir)
         if self.name in sys.modules:
             del sys.modules[self.name]
-        _rmdir(self.dir)
+        fwtest.rm_dir(self.dir)
 
 
 def _node(app_settings=None, clock=None):
@@ -202,7 +188,7 @@ def test_a_missing_app_is_normal_but_a_broken_one_is_reported():
 
 
 def test_node_loads_app_py_from_its_folder_only_when_there():
-    d = _dir()
+    d = fwtest.tmp_dir("rumor-apptest")
     old = os.getcwd()
     try:
         os.chdir(d)
@@ -217,7 +203,7 @@ def test_node_loads_app_py_from_its_folder_only_when_there():
         os.chdir(old)
         if "app" in sys.modules:
             del sys.modules["app"]
-        _rmdir(d)
+        fwtest.rm_dir(d)
 
 
 def test_bad_settings_are_one_error_and_an_empty_dict():

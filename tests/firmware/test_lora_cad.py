@@ -6,7 +6,14 @@ import asyncio
 
 import fake_lora
 import fwtest
-from test_radio_lora import HELTEC_V2_PINS, HELTEC_V2_RADIO, HELTEC_V3_PINS, HELTEC_V3_RADIO
+from test_radio_lora import (
+    HELTEC_V2_PINS,
+    HELTEC_V2_RADIO,
+    HELTEC_V3_PINS,
+    HELTEC_V3_RADIO,
+    _drive,
+    _Sleeper,
+)
 
 
 def _modems(cfg, pins, n=2, clock=None):
@@ -195,37 +202,6 @@ def test_sx127x_cad_register_steps_allocate_nothing():
         assert m._regs[0x12] == 0 and m._get_mode() == 1
     finally:
         fake_lora.uninstall()
-
-
-class _Sleeper:
-    """sleep_ms for the tx task: notes the wait and moves the test clock on by it."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.asked = []
-
-    async def sleep_ms(self, ms):
-        self.asked.append(ms)
-        self.clock.advance(ms)
-        await asyncio.sleep(0)
-
-
-class _Sink:
-    def receive(self, frame, from_peer=None, rssi=0):
-        return None
-
-
-def _drive(radio, until, steps=3000):
-    async def main():
-        t = asyncio.create_task(radio.run(_Sink()))
-        for _ in range(steps):
-            await asyncio.sleep(0)
-            if until():
-                break
-        t.cancel()
-        await asyncio.sleep(0)
-
-    asyncio.run(main())
 
 
 def _radio(cfg, pins, clock, sleeper):

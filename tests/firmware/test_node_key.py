@@ -12,20 +12,6 @@ from rumor import node
 KEY = bytes(range(0xA0, 0xA0 + 32))
 
 
-def _dir():
-    import random
-
-    d = "/tmp/rumor-fwtest-%08x" % random.getrandbits(32)
-    os.mkdir(d)
-    return d
-
-
-def _rmdir(d):
-    for f in os.listdir(d):
-        os.remove(d + "/" + f)
-    os.rmdir(d)
-
-
 def _write(path, data):
     with open(path, "wb") as f:
         f.write(data)
@@ -50,18 +36,18 @@ def _fp(key):
 
 
 def test_load_key_reads_raw_bytes_and_none_without_a_file():
-    d = _dir()
+    d = fwtest.tmp_dir("rumor-fwtest")
     try:
         assert node.load_key(d + "/rumor.key") is None
         for n in (16, 32, 64):
             _write(d + "/rumor.key", KEY[:16] * 4 if n == 64 else KEY[:n])
             assert len(node.load_key(d + "/rumor.key")) == n
     finally:
-        _rmdir(d)
+        fwtest.rm_dir(d)
 
 
 def test_load_key_refuses_a_bad_length_without_quoting_it():
-    d = _dir()
+    d = fwtest.tmp_dir("rumor-fwtest")
     try:
         for data in (b"", b"short-key!", KEY[:15], KEY + KEY + b"x"):
             _write(d + "/rumor.key", data)
@@ -73,11 +59,11 @@ def test_load_key_refuses_a_bad_length_without_quoting_it():
                 assert s not in msg
             assert "short-key" not in msg
     finally:
-        _rmdir(d)
+        fwtest.rm_dir(d)
 
 
 def test_load_key_refuses_hex_text_copied_as_it_is():
-    d = _dir()
+    d = fwtest.tmp_dir("rumor-fwtest")
     try:
         for text in (_hexof(KEY).encode(), _hexof(KEY[:20]).upper().encode() + b"\n"):
             _write(d + "/rumor.key", text)
@@ -89,11 +75,11 @@ def test_load_key_refuses_hex_text_copied_as_it_is():
         _write(d + "/rumor.key", bytes(range(0x10, 0x20)))  # control bytes, not text
         assert node.load_key(d + "/rumor.key") == bytes(range(0x10, 0x20))
     finally:
-        _rmdir(d)
+        fwtest.rm_dir(d)
 
 
 def test_boot_with_a_bad_key_does_not_start():
-    d = _dir()
+    d = fwtest.tmp_dir("rumor-fwtest")
     try:
         _write(d + "/board.json", b'{"name":"unix","chip":"unix","radio":{"kind":"udp","port":9}}')
         _write(d + "/rumor.key", b"0123456789")
@@ -104,7 +90,7 @@ def test_boot_with_a_bad_key_does_not_start():
         n = node.boot(d + "/board.json", d + "/rumor.key", d + "/rumor.time", write=lambda s: None)
         assert n.auth is False
     finally:
-        _rmdir(d)
+        fwtest.rm_dir(d)
 
 
 def _node(key, time_path="/nonexistent/rumor.time", clock=None):
@@ -137,7 +123,7 @@ def test_events_say_auth_and_fingerprint_never_the_key():
 
 
 def test_net_time_file_round_trip_and_damage():
-    d = _dir()
+    d = fwtest.tmp_dir("rumor-fwtest")
     p = d + "/rumor.time"
     try:
         assert node.load_net_time(p) == -1
@@ -154,11 +140,11 @@ def test_net_time_file_round_trip_and_damage():
         _write(p + ".tmp", b"4242\n")
         assert node.load_net_time(p) == 4242
     finally:
-        _rmdir(d)
+        fwtest.rm_dir(d)
 
 
 def test_node_restores_the_network_clock_and_saves_it_when_it_moved():
-    d = _dir()
+    d = fwtest.tmp_dir("rumor-fwtest")
     p = d + "/rumor.time"
     try:
         node.save_net_time(5000, p)
@@ -181,7 +167,7 @@ def test_node_restores_the_network_clock_and_saves_it_when_it_moved():
         n, out = _node(None, p, clock)
         assert n.gossip.net_time() == -1 and n.save_time() is False
     finally:
-        _rmdir(d)
+        fwtest.rm_dir(d)
 
 
 def test_time_save_interval_is_never_below_a_minute():

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from vboard import line_swarm
 
 from rumor_host import Board, BoardError, Mesh
 from rumor_host.appfile import AppFileError, parse_settings, read_app
@@ -38,9 +39,8 @@ def _sensor():
 
 @pytest.fixture(scope="module")
 def beacons(tmp_path_factory):
-    with Swarm(3, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"), stats_interval_ms=0,
-               log=lambda s: None, app=read_app(APPS / "beacon.py"),
-               app_settings={"interval_ms": 300}) as sw:
+    with line_swarm(3, tmp_path_factory.mktemp("swarm"), app=read_app(APPS / "beacon.py"),
+                    app_settings={"interval_ms": 300}) as sw:
         yield sw
 
 

@@ -11,19 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from vboard import private_runtime, ready
+from vboard import line_swarm, ready
 
 from rumor_host import Board, BoardError, Mesh
-from rumor_host.swarm import Swarm
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    with private_runtime(), Swarm(4, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"),
-                                  stats_interval_ms=0, log=lambda s: None) as sw:
-        ready(sw.ports)
+    with line_swarm(4, tmp_path_factory.mktemp("swarm"), private=True) as sw:
         yield sw
 
 

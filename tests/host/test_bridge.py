@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vboard import line_swarm
 
 from rumor_host.appfile import read_app
 from rumor_host.board import Board
 from rumor_host.bridge import Bridge, BridgeError, deliver_json, parse_send, parse_url
 from rumor_host.logs import Collector, wait_ready
-from rumor_host.swarm import Swarm
 
 mqtt = pytest.importorskip("paho.mqtt.client")
 
@@ -164,9 +164,9 @@ def broker(tmp_path_factory):
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
     # two boards beaconing every 200 ms: deliveries keep coming during an outage
-    with Swarm(2, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"), stats_interval_ms=0,
-               log=lambda s: None, app=read_app(ROOT / "examples/apps/beacon.py"),
-               app_settings={"interval_ms": 200}) as sw:
+    with line_swarm(2, tmp_path_factory.mktemp("swarm"),
+                    app=read_app(ROOT / "examples/apps/beacon.py"),
+                    app_settings={"interval_ms": 200}) as sw:
         yield sw
 
 

@@ -7,18 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from vboard import answer, one_error, private_runtime, ready, rumor
+from vboard import answer, line_swarm, one_error, rumor
 
 from rumor_host import Board
 from rumor_host.logs import Collector, wait_ready
-from rumor_host.swarm import Swarm
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    with private_runtime(), Swarm(3, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"),
-                                  stats_interval_ms=0, log=lambda s: None) as sw:
-        ready(sw.ports)
+    with line_swarm(3, tmp_path_factory.mktemp("swarm"), private=True) as sw:
         yield sw
 
 

@@ -7,16 +7,14 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from vboard import answer
+from vboard import answer, line_swarm
 
 from rumor_host.cli import main
-from rumor_host.swarm import Swarm
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    with Swarm(1, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"), stats_interval_ms=0,
-               log=lambda s: None) as sw:
+    with line_swarm(1, tmp_path_factory.mktemp("swarm")) as sw:
         yield sw
 
 

@@ -8,19 +8,16 @@ import sys
 import time
 
 import pytest
-from vboard import one_error, private_runtime, ready, rumor
+from vboard import line_swarm, one_error, rumor
 
 from rumor_host import Board
 from rumor_host.listen import HEADER, delivery_line
 from rumor_host.logs import Collector, wait_ready
-from rumor_host.swarm import Swarm
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    with private_runtime(), Swarm(3, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"),
-                                  stats_interval_ms=0, log=lambda s: None) as sw:
-        ready(sw.ports)
+    with line_swarm(3, tmp_path_factory.mktemp("swarm"), private=True) as sw:
         yield sw
 
 

@@ -10,20 +10,19 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from vboard import line_swarm
 
 from rumor_host.cli import main
 from rumor_host.logs import Collector, wait_ready
 from rumor_host.meshmap import MeshMap, components, draw, layout
 from rumor_host.report import analyse, read_jsonl
-from rumor_host.swarm import Swarm
 
 WAIT = 20.0
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    with Swarm(4, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"), stats_interval_ms=0,
-               log=lambda s: None) as sw:
+    with line_swarm(4, tmp_path_factory.mktemp("swarm")) as sw:
         yield sw
 
 

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
-from vboard import one_error, private_runtime, ready, rumor
+from vboard import line_swarm, one_error, ready, rumor
 
 from rumor_host import ports as ports_mod
 from rumor_host.logs import Collector, wait_ready
@@ -18,9 +18,7 @@ from rumor_host.swarm import Swarm
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    with private_runtime(), Swarm(2, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"),
-                                  stats_interval_ms=0, log=lambda s: None) as sw:
-        ready(sw.ports)
+    with line_swarm(2, tmp_path_factory.mktemp("swarm"), private=True) as sw:
         yield sw
 
 

@@ -11,19 +11,16 @@ import tty
 from pathlib import Path
 
 import pytest
-from vboard import answer, one_error, private_runtime, ready, rumor
+from vboard import answer, line_swarm, one_error, rumor
 
 from rumor_host.logs import Collector, wait_ready
-from rumor_host.swarm import Swarm
 
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    with private_runtime(), Swarm(2, "line", 0.0, run_dir=tmp_path_factory.mktemp("swarm"),
-                                  stats_interval_ms=0, log=lambda s: None) as sw:
-        ready(sw.ports)
+    with line_swarm(2, tmp_path_factory.mktemp("swarm"), private=True) as sw:
         yield sw
 
 

@@ -356,7 +356,11 @@ def test_rumor_inject_to_a_port_that_vanishes_midway(boards):
     assert p.returncode == 1 and "Traceback" not in stderr
     assert stdout.split() == ["000000050029"]  # the first id stands, and it is the right one
     err = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert len(err) == 1 and err[0].startswith(f"Error: {a.port}: disconnected ("), stderr
+    # the board may vanish while inject's write of the second command is still
+    # draining (the pty's tcdrain returns EIO then) or while it waits for the
+    # answer: either way one line that names the port and what happened
+    assert len(err) == 1 and err[0].startswith(
+        (f"Error: {a.port}: disconnected (", f"Error: {a.port}: write failed (")), stderr
 
 
 def test_rumor_inject_to_a_dangling_port(tmp_path):

@@ -44,16 +44,26 @@ def _wait_gone(folder: Path, timeout: float = 10.0) -> list[int]:
     return _procs_in(folder)
 
 
+def _swarm(run, n):
+    """`rumor swarm` of n boards in a line, in a session of its own."""
+    return subprocess.Popen(RUMOR + ["swarm", "-n", str(n), "-t", "line", "--dir", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _wait_started(p, run):
+    """Read p's output until the swarm says it is up; its boards run."""
+    for line in p.stdout:  # type: ignore[union-attr]
+        if "Ctrl-C stops the swarm" in line:
+            break
+    assert _procs_in(run), "the boards should be running"
+
+
 def test_swarm_stops_everything_on_sighup(tmp_path):
     run = tmp_path / "swarm"
-    p = subprocess.Popen(RUMOR + ["swarm", "-n", "2", "-t", "line", "--dir", str(run)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
+    p = _swarm(run, 2)
     try:
-        for line in p.stdout:  # type: ignore[union-attr]
-            if "Ctrl-C stops the swarm" in line:
-                break
-        assert _procs_in(run), "the boards should be running"
+        _wait_started(p, run)
         p.send_signal(signal.SIGHUP)
         p.wait(20)
         assert _wait_gone(run) == []
@@ -89,14 +99,9 @@ def test_a_second_signal_while_the_swarm_stops_leaves_nothing_running(tmp_path):
     stopped: the medium and the boards (in sessions of their own) must not
     outlive the swarm."""
     run = tmp_path / "swarm"
-    p = subprocess.Popen(RUMOR + ["swarm", "-n", "4", "-t", "line", "--dir", str(run)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
+    p = _swarm(run, 4)
     try:
-        for line in p.stdout:  # type: ignore[union-attr]
-            if "Ctrl-C stops the swarm" in line:
-                break
-        assert _procs_in(run), "the boards should be running"
+        _wait_started(p, run)
         p.send_signal(signal.SIGINT)
         for _ in range(5):
             time.sleep(0.02)

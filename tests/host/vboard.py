@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from rumor_host.serialio import PortError, command, open_port
+from rumor_host.swarm import Swarm
 
 
 def answer(port: str, cmd: str, want: str) -> dict:
@@ -50,6 +52,21 @@ def private_runtime():
             shutil.rmtree(d, ignore_errors=True)
 
     return cm()
+
+
+@contextlib.contextmanager
+def line_swarm(n: int, run_dir, private: bool = False, **kw):
+    """A Swarm of n quiet virtual boards in a line (no periodic stats, no
+    log), passing kw on to Swarm; with private, in a runtime dir of its own
+    (private_runtime) and with every board answering before it is yielded."""
+    with contextlib.ExitStack() as stack:
+        if private:
+            stack.enter_context(private_runtime())
+        sw = stack.enter_context(Swarm(n, "line", 0.0, run_dir=run_dir, stats_interval_ms=0,
+                                       log=lambda s: None, **kw))
+        if private:
+            ready(sw.ports)
+        yield sw
 
 
 def ready(ports: list[str]) -> None:
