@@ -323,9 +323,12 @@ class Board:
                 raise BoardError(f"{self.port}: no answer to {what} in {t:g} s (is the node "
                                  "running? Ctrl-C or mpremote leaves it at the REPL: "
                                  "`rumor reset` starts it again)")
-            for r in self._pull(min(left, 0.5)):
+            batch = self._pull(min(left, 0.5))
+            for i, r in enumerate(batch):
                 ev = r.get("ev")
                 if isinstance(ev, dict) and pred(ev):
+                    # what came in the same read after it is news for events()
+                    self._backlog.extend(batch[i + 1:])
                     return ev
                 self._backlog.append(r)
                 if on_line is not None and isinstance(r.get("line"), str):

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -506,9 +507,14 @@ def _run_with_progress(matrix: Matrix, results: Path, workers: int | None, dask:
 
             return run_sweep(matrix, results, workers, dask, on_record, cells)
     except KeyboardInterrupt:
-        raise click.ClickException(
-            f"interrupted: {count[0]} of {total} runs are in {results}; run the same command "
-            "again to resume") from None
+        # Exit at once: the process pool's own atexit hook would otherwise write
+        # to the pipe of a pool already torn down and print a traceback after
+        # our one line (the results are on disk already, a line each).
+        click.echo(f"Error: interrupted: {count[0]} of {total} runs are in {results}; run the "
+                   "same command again to resume", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     except TaskError as e:
         raise click.ClickException(
             f"{e}; the {count[0]} runs done are kept in {results} (rerun resumes)") from None
