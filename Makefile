@@ -9,7 +9,7 @@ STAMP := $(VENV)/.rumor-installed
 FW_SRC := $(shell find firmware -name '*.py' -not -path '*/__pycache__/*' -not -name manifest.py)
 MPY_ARCH ?= xtensawin
 
-.PHONY: setup system-deps mp32 test test-all firmware typecheck lint bench bench-core bench-sim bench-sim-speed bench-matrix demo fuzz clean resilience fairness
+.PHONY: setup system-deps mp32 test test-all firmware typecheck lint bench bench-core bench-sim bench-sim-speed bench-matrix bench-idle demo fuzz clean resilience fairness
 
 setup: $(STAMP)
 
@@ -136,8 +136,16 @@ bench-sim-speed: setup
 # on all cores, a few minutes on 2): bench/matrix.json, matrix.md and the
 # Pareto plot matrix.png.  An interrupted run resumes from bench/matrix.jsonl;
 # WORKERS=N for N processes, DASK=tcp://HOST:8786 to run on a Dask cluster.
+# Then bench-idle (below, seconds).
 bench-matrix: setup
 	$(BIN)/rumor sim sweep bench/matrix.toml $(if $(WORKERS),--workers $(WORKERS)) $(if $(DASK),--dask $(DASK))
+	$(MAKE) --no-print-directory bench-idle
+
+# Idle traffic (issue 11; about 10 s): frames per node per hour with no traffic,
+# rumor and flood, on rgg n100 d10, grid 7x7 and LoRa SF8 n40 d6, seeds 1-3, one
+# simulated hour from boot and one after 10 messages: bench/idle.json, idle.md.
+bench-idle: setup
+	$(PY) -m rumor_host.sim.idle --bench --out bench
 
 bench: bench-core bench-sim
 

@@ -24,6 +24,12 @@
 # changed (Ring.last), a live message may have grown too old, or the live
 # set was marked since.
 #
+# With the backbone on (backbone.py), every digest also carries the sender's
+# neighbour list (short ids, after the entries) and whether it relays: how
+# nodes learn who their neighbours' neighbours are, from frames sent anyway.
+# A node that learned a new neighbour, or joined or left the backbone, owes a
+# digest.
+#
 # These are Gossip methods, bound into its class body (gossip.py).
 try:
     from micropython import const
@@ -34,12 +40,12 @@ from array import array
 
 from .counters import bump
 from .message import put_id, put_u30, u30
-from .ring import RELAY, UNSENDABLE
+from .ring import RELAY, UNSENDABLE, WATCH
 
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
 # wire.py's values (checked by tests/host/test_consts.py)
-_VERSION = const(1)
+_VERSION = const(2)
 _DIGEST = const(2)
 _REQUEST = const(3)
 _DIGEST_HDR = const(16)
@@ -53,8 +59,13 @@ _F_TRUNCATED = const(0x01)
 _F_AUTH = const(0x80)
 _F_SYNC = const(0x02)
 _F_ECHO = const(0x04)
+_F_RELAYS = const(0x08)
 _ECHO_LEN = const(4)
 _SYNCED = const(2)  # netclock.py's state
+# a digest carries our neighbour list when it changed and in every
+# _LIST_EVERY-th one besides, for a neighbour that missed it (the lists
+# rarely change, and on LoRa every byte is airtime)
+_LIST_EVERY = const(4)
 # counters.py's indices
 _DIGESTS_OUT = const(13)
 _REQUESTS_OUT = const(14)
@@ -90,6 +101,7 @@ def _ae_init(self, c):
     # (-1 once the live set is marked), [3] the tick until which no live id
     # can grow too old.  (Four ints take the heap block two would.)
     self._sum = array("i", [0, 0, -1, 0])
+    self._nl_skip = 0  # digests sent since the last one with our neighbour list
 
 
 def _summary(self, now):
@@ -227,12 +239,21 @@ def _build_digest(self, now, echo=-1):
     f = self._tx
     f[0:] = self._blank
     nc = self._nc
-    room = (self._mtu - _DIGEST_HDR - self._trl - (_ECHO_LEN if self._trl else 0)) // _DIGEST_ENTRY
+    avail = self._mtu - _DIGEST_HDR - self._trl - (_ECHO_LEN if self._trl else 0)
+    nl = 0  # neighbour ids listed (backbone.py)
+    if self._cover and (self._peers.grown or not self._nl_skip):
+        nl = self._peers.known_count()
+        if nl > self._list_cap:
+            nl = self._list_cap
+    room = (avail - 2 * nl) // _DIGEST_ENTRY
     if room > 255:
         room = 255
     cnt = _list_ids(self, f, now, room, n)
     span = _span(self, now, cnt < n)
     o = _DIGEST_HDR + cnt * _DIGEST_ENTRY
+    if nl:
+        nl = self._peers.write_list(f, o, nl)
+        o += 2 * nl
     f[0] = (_VERSION << 4) | _DIGEST
     fl = _F_TRUNCATED if cnt < n else 0
     if nc is not None:
@@ -242,9 +263,11 @@ def _build_digest(self, now, echo=-1):
             fl |= _F_AUTH | _F_ECHO
         else:
             fl |= _F_AUTH
+    if self._cover and self._relays_now():
+        fl |= _F_RELAYS
     f[1] = fl
     f[2] = cnt
-    f[3] = 0
+    f[3] = nl
     put_id(f, 4, self._me_hi, self._me_lo)
     put_u30(f, 8, x)
     n = n if n < 0xFFFF else 0xFFFF
@@ -276,9 +299,15 @@ def digest(self):
 
 def _send_digest(self, now, to):
     f = self._build_digest(now)
-    # an empty digest says nothing, unless it asks for the time or answers
-    if f[2] == 0 and not f[1] & (_F_TRUNCATED | _F_SYNC) and not self._owe and not self._hello:
+    # an empty digest says nothing, unless it asks for the time or answers,
+    # or carries a neighbour list that changed while messages are about
+    # (an idle mesh needs no lists: it stays as quiet as it was)
+    grown = f[3] and self._peers.grown and (f[12] or f[13])
+    if f[2] == 0 and not f[1] & (_F_TRUNCATED | _F_SYNC) and not self._owe and not self._hello and not grown:
         return False
+    if f[3]:
+        self._peers.grown = False
+    self._nl_skip = (self._nl_skip + 1) % _LIST_EVERY
     self._hello = False
     self._owe = False
     bump(self.counters, _DIGESTS_OUT)
@@ -288,6 +317,13 @@ def _send_digest(self, now, to):
 
 def _digest(self, f, n, p, now):
     """A DIGEST heard from row p."""
+    if p >= 0 and self._cover:  # its role and neighbour list (backbone.py)
+        pe = self._peers
+        ch = pe.learn_role(p, f[1] & _F_RELAYS)
+        if f[3] and pe.learn_list(p, f, _DIGEST_HDR + _DIGEST_ENTRY * f[2], f[3], self._me_lo):
+            ch = True
+        if ch:
+            self._stale = True
     sm = _summary(self, now)
     mine = sm[1]
     theirs = u30(f, 8)
@@ -397,7 +433,8 @@ def _answer(self, s, now, to):
     lack it and several may answer); else unicast to `to` at once."""
     bump(self.counters, _ANSWERED)
     if self._bcast:
-        if not self._ring.state[s] & RELAY:
+        st = self._ring.state[s]
+        if not st & RELAY or st & WATCH:  # (a watch gives way to the answer)
             self._schedule(s, now, self._rand(16) % (self._delay + 1), 1)
     elif to is not None:
         self._send_slot(s, now, to)
@@ -438,9 +475,14 @@ def _trickle_reset(self, now):
 
 
 def _trickle(self, now):
+    if self._cover and self._peers.grown and self._t_i > self._interval:
+        # a new neighbour (or our backbone role changed): it goes out within
+        # Imin, not after a long interval (once per change: the digest that
+        # carries it clears grown)
+        _trickle_begin(self, now, self._interval)
     if not self._t_fired and ((now - self._t_fire ^ _HALF) & _MASK) - _HALF >= 0:
         self._t_fired = True
-        if self._t_heard < _TRICKLE_K or self._owe:
+        if self._t_heard < _TRICKLE_K or self._owe or (self._cover and self._peers.grown):
             self._send_digest(now, None)
     if ((now - self._t_end ^ _HALF) & _MASK) - _HALF >= 0:
         i = self._t_i << 1

@@ -26,7 +26,7 @@ _FIELDS = (
     ("ring_slots", 32, 1, 4096),
     ("max_payload", 234, 1, 4096),
     ("dedup_slots", 256, 4, 65536),
-    ("max_peers", 16, 1, 250),
+    ("max_peers", 32, 1, 250),
     ("mode", "gossip", None, None),
     # The medium: True when one frame with to_peers=None reaches every
     # neighbour (ESP-NOW broadcast, LoRa, the virtual UDP medium).
@@ -50,6 +50,17 @@ _FIELDS = (
     # or stronger while ours waits comes from a node close by, whose broadcast
     # covered most of what ours would: it cancels ours.  0: off.
     ("suppress_rssi", -92, -200, 0),
+    # Backbone relaying (backbone.py): neighbour lists ride in the digests,
+    # and from them each node elects itself into the mesh's relay backbone,
+    # or not; only backbone nodes relay.  cover_copies: backbone nodes every
+    # node should hear (one more joins for a neighbour that hears fewer).
+    # After a broadcast, a backbone neighbour that had no other chance to
+    # hear it and stayed silent gets it again, at most ack_retries times.
+    # coverage=False: every node relays, unless the counter rule above
+    # (suppress_count, suppress_rssi) cancels it.
+    ("coverage", True, None, None),
+    ("cover_copies", 2, 1, 8),
+    ("ack_retries", 1, 0, 8),
     # Digests and requests are answered only with messages at least this old:
     # younger ones are usually still on their way by relay.
     ("settle_ms", 500, 0, 3600000),
@@ -108,6 +119,9 @@ class Config:
     rssi_floor: int
     rssi_ceil: int
     suppress_rssi: int
+    coverage: bool
+    cover_copies: int
+    ack_retries: int
     settle_ms: int
     digest_doublings: int
     push_rounds: int
@@ -143,7 +157,7 @@ class Config:
             raise ValueError("Config.push_pull_ratio must be a number in 0..1, got %r" % (r,))
         if self.mode not in MODES:
             raise ValueError("Config.mode must be one of %s, got %r" % ("/".join(MODES), self.mode))
-        for name in ("broadcast", "delay_by_signal", "adaptive_fanout"):
+        for name in ("broadcast", "delay_by_signal", "adaptive_fanout", "coverage"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError("Config.%s must be True or False" % name)
         if self.max_payload + DATA_HDR > self.mtu:
@@ -196,7 +210,7 @@ class Config:
     def medium(cls, **kw):
         """Up to ~200 nodes (the defaults)."""
         d = dict(fanout=4, gossip_interval_ms=1000, max_message_age_ms=60000,
-                 ring_slots=32, dedup_slots=256, max_peers=16)
+                 ring_slots=32, dedup_slots=256, max_peers=32)
         d.update(kw)
         return cls(**d)
 

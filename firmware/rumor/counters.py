@@ -38,11 +38,12 @@ BAD_TAG = const(16)  # dropped: tag missing or wrong (with a key)
 STALE = const(17)  # dropped: authenticated, but its stamp is too old (a replay)
 RATE_LIMITED = const(18)  # dropped: its sender (or origin) was over its rate limit
 QUOTA_EVICTED = const(19)  # own oldest replaced: its origin was at origin_quota
+RESENT = const(20)  # broadcasts sent again: a forwarder that needed ours stayed silent
 
 NAMES = ("frames_in", "frames_out", "bytes_out", "delivered", "published", "duplicates",
          "malformed", "bad_version", "evicted", "expired", "suppressed", "hop_limited",
          "forgotten", "digests_out", "requests_out", "answered", "bad_tag", "stale",
-         "rate_limited", "quota_evicted")
+         "rate_limited", "quota_evicted", "resent")
 
 
 def bump(c, k):

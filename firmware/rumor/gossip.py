@@ -39,7 +39,7 @@ _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
 
 # wire.py's values
-_VERSION = const(1)
+_VERSION = const(2)
 _DATA = const(1)
 _DIGEST = const(2)
 _REQUEST = const(3)
@@ -85,6 +85,7 @@ class Gossip:
     # isort: off
     from .antientropy import _ae_init, _build_digest, _digest, _request, _send_digest, digest
     from .antientropy import _trickle, _trickle_begin
+    from .backbone import _ack_heard, _all_have, _bb_init, _relays_now, _silent_forwarder
     from .relay import _copy_heard, _disseminate, _peer_list, _relay_init, _relays, _round
     from .relay import _schedule, _send, _send_slot, _to_peer
     # isort: on
@@ -141,8 +142,8 @@ class Gossip:
         self._peer_timeout = c.peer_timeout_ms
         # the tables
         self._dedup = Dedup(c.dedup_slots)
-        self._ring = Ring(c.ring_slots, c.mtu, self._dedup.slot)
         self._peers = Peers(c.max_peers, c.addr_max)
+        self._ring = Ring(c.ring_slots, c.mtu, self._dedup.slot, self._peers.w)
         self._origins = Origins(c.max_peers)
         self._tx = bytearray(c.mtu)  # digest / request scratch, exact length when sent
         self._blank = bytes(c.mtu)  # restores _tx to full length without allocating
@@ -159,6 +160,7 @@ class Gossip:
         self._next_prune = 0  # tick of the next prune()
         self._relay_init(c)  # (relay.py)
         self._ae_init(c)  # (antientropy.py)
+        self._bb_init(c)  # (backbone.py)
 
     # -- wiring ------------------------------------------------------------------
     def on_message(self, cb):
@@ -319,7 +321,7 @@ class Gossip:
         if t == _DATA:
             ok = body >= _DATA_HDR and frame[2] <= frame[3]
         elif t == _DIGEST:
-            ok = body >= _DIGEST_HDR and body == _DIGEST_HDR + _DIGEST_ENTRY * frame[2]
+            ok = body >= _DIGEST_HDR and body == _DIGEST_HDR + _DIGEST_ENTRY * frame[2] + 2 * frame[3]
         elif t == _REQUEST:
             ok = body == _REQUEST_HDR + _ID_LEN * frame[2] and frame[2] != 0
         else:
@@ -374,7 +376,7 @@ class Gossip:
             c[_DUPLICATES] = (c[_DUPLICATES] - _MASK) & _MASK
             s = d.slot[i]
             if s >= 0 and self._ring.state[s] & RELAY:
-                self._copy_heard(s, rssi)
+                self._copy_heard(s, rssi, p, now)
             return False
         if n - _DATA_HDR > self._max_payload:
             bump(c, _MALFORMED)
@@ -581,7 +583,7 @@ class Gossip:
             + self._dedup.memory_bytes()
             + self._peers.memory_bytes()
             + 2 * mem.buf(c.mtu) + mem.lst(len(NAMES))  # _tx, _blank; counters
-            + mem.buf(n) + mem.buf(8) + mem.buf(c.ring_slots) + mem.buf(16)  # _cand, _cur, _live, _sum
+            + 3 * mem.buf(n) + mem.buf(8) + mem.buf(c.ring_slots) + mem.buf(16)  # _cand, _senders, _mark, _cur, _live, _sum
             + mem.lst(n + 1) + sum(mem.lst(k) for k in range(n + 1))  # the to_peers lists
             + mem.inst(self) + mem.inst(self._msg) + mem.inst(self._ring)
             + mem.inst(self._dedup) + mem.inst(self._peers)
@@ -590,8 +592,7 @@ class Gossip:
         )
 
     def tables(self):
-        """(ring, dedup, peers, origins): the engine's tables, for tests and
-        tools that check their invariants.  Read them; change nothing."""
+        """(ring, dedup, peers, origins), for tests and tools: read them only."""
         return self._ring, self._dedup, self._peers, self._origins
 
     def peers(self):

@@ -8,6 +8,15 @@
 # heard longest ago.  Node ids are held as two 16-bit halves so that no value
 # needs a big int on a 32-bit board; a small open-addressing index maps an id
 # to its row, so hearing a known peer is one or two probes.
+#
+# Two-hop knowledge (cover.py reads it): a node's digests list its
+# neighbours' short ids (the low 16 bits of their node ids).  When row k's
+# list is heard, bit j of row k in `adj` is set for every row j it names;
+# rows j and k are neighbours when either named the other (adjacent()).
+# ext[k] counts the names in k's list that are neither rows of ours nor us:
+# k reaches nodes we don't.  Every digest's flags also say whether its sender
+# relays (learn_role).  Dropping a row clears its row and column, so
+# a row handed to another node never inherits the old one's links.
 from array import array
 
 try:
@@ -25,6 +34,7 @@ _UNKNOWN = const(-1)
 USED = const(1)
 STATIC = const(2)
 HEARD = const(4)  # heard at least once since it was added
+RELAYS = const(8)  # its last digest said it is in the relay backbone (backbone.py)
 
 
 class Peers:
@@ -47,13 +57,24 @@ class Peers:
         self._ix = bytearray(size)  # row + 1, 0 = empty
         self._imask = size - 1
         self.count = 0
+        w = (n + 7) >> 3
+        self.w = w  # bytes of one row bitmap
+        self.adj = bytearray(n * w)  # row k's list names row j: bit j of adj[k*w:]
+        self.listed = bytearray(n)  # 1 once row k's list was heard
+        self.ext = bytearray(n)  # names in row k's list that are not ours (at most 255)
+        self.deg = bytearray(n)  # names in row k's list: its neighbour count, as it said
+        self.grown = False  # a row was learned (or we joined or left the backbone) since our digest said so
+        self.rev = 0  # moves on whenever a row is learned or dropped (backbone.py elects again)
+        self.lsum = array("H", [0] * n)  # a checksum of row k's last list ...
+        self.lrev = array("H", [0] * n)  # ... and rev when it was read: unchanged, it is skipped
+        self._row = bytearray(w)  # learn_list's scratch row
         for a in self.addr:
             a[0:] = b""
 
     def memory_bytes(self):
         n = self.n
-        return (5 * mem.buf(4 * n) + mem.buf(n) + mem.lst(n) + n * mem.buf(self.addr_max)
-                + mem.buf(len(self._ix)))
+        return (5 * mem.buf(4 * n) + 4 * mem.buf(n) + mem.lst(n) + n * mem.buf(self.addr_max)
+                + mem.buf(len(self._ix)) + mem.buf(n * self.w) + mem.buf(self.w) + 2 * mem.buf(2 * n))
 
     # -- the hot path -------------------------------------------------------
     def find(self, hi, lo):
@@ -153,6 +174,8 @@ class Peers:
                 # with a new id): the row follows the address.
                 self.hi[k] = _UNKNOWN
                 self._reindex()
+                self._unlink(k)
+        full = self.count >= self.n
         if k < 0:
             k = self._free_row(now)
             if k < 0:
@@ -171,6 +194,12 @@ class Peers:
         self.tok_at[k] = now
         fl[k] |= HEARD
         self._insert(k)
+        self.rev = (self.rev + 1) & 0x3FFF
+        if not full:
+            # a new neighbour in a free row: our list grew (a full table
+            # replacing rows in a crowd would otherwise keep Trickle at its
+            # shortest interval)
+            self.grown = True
         return k
 
     def _free_row(self, now):
@@ -216,6 +245,111 @@ class Peers:
             self.hi[k] = _UNKNOWN
             self.addr[k][0:] = b""
             self._reindex()
+            self._unlink(k)
+
+    # -- two-hop knowledge (the top of this file) ------------------------------
+    def _unlink(self, k):
+        """Forget every link of row k (its row and its column)."""
+        self.rev = (self.rev + 1) & 0x3FFF
+        adj = self.adj
+        w = self.w
+        for b in range(k * w, k * w + w):
+            adj[b] = 0
+        c = k >> 3
+        m = ~(1 << (k & 7)) & 0xFF
+        for j in range(self.n):
+            adj[j * w + c] &= m
+        self.listed[k] = 0
+        self.ext[k] = 0
+        self.deg[k] = 0
+
+    def adjacent(self, a, b):
+        """Rows a and b are neighbours of each other (either listed the other)."""
+        w = self.w
+        return bool(self.adj[a * w + (b >> 3)] >> (b & 7) & 1 or self.adj[b * w + (a >> 3)] >> (a & 7) & 1)
+
+    def learn_role(self, k, relays):
+        """Row k's digest says whether it relays.  True when that changed."""
+        fl = self.flags
+        old = fl[k] & RELAYS
+        if relays:
+            fl[k] |= RELAYS
+        else:
+            fl[k] &= ~RELAYS
+        return (fl[k] & RELAYS) != old
+
+    def learn_list(self, k, f, o, cnt, me_lo):
+        """Row k's neighbour list: cnt short ids (2 bytes each) at f[o:].
+        me_lo: our own short id (a name of us, not a node beyond us).  True
+        when anything changed."""
+        # the same list as last time, read against the same rows: nothing
+        # to do (most digests heard repeat their sender's list)
+        cs = cnt
+        q = o
+        for _e in range(cnt):
+            cs = (cs * 31 + ((f[q] << 8) | f[q + 1])) & 0xFFFF
+            q += 2
+        if self.listed[k] and self.lsum[k] == cs and self.lrev[k] == self.rev:
+            return False
+        self.lsum[k] = cs
+        adj = self.adj
+        w = self.w
+        base = k * w
+        fl = self.flags
+        changed = not self.listed[k] or self.deg[k] != cnt
+        # the row's bits are rebuilt in self._row (one spare row) and compared
+        new = self._row
+        for b in range(w):
+            new[b] = 0
+        el = self.lo
+        h = self.hi
+        ext = 0
+        for _e in range(cnt):
+            sid = (f[o] << 8) | f[o + 1]
+            o += 2
+            if sid == me_lo:
+                continue
+            for j in range(self.n):
+                if el[j] == sid and fl[j] and h[j] != _UNKNOWN:  # (the rarest test first)
+                    if j != k:
+                        new[j >> 3] |= 1 << (j & 7)
+                    break
+            else:
+                ext += 1
+        for b in range(w):
+            if adj[base + b] != new[b]:
+                adj[base + b] = new[b]
+                changed = True
+        self.listed[k] = 1
+        self.ext[k] = ext if ext < 255 else 255
+        self.deg[k] = cnt
+        self.lrev[k] = self.rev
+        return changed
+
+    def known_count(self):
+        """Rows whose node id we know: the neighbours we remember, heard
+        lately or not (a quiet mesh is not an empty one)."""
+        n = 0
+        for k in range(self.n):
+            if self.flags[k] and self.hi[k] != _UNKNOWN:
+                n += 1
+        return n
+
+    def write_list(self, f, o, room):
+        """Write the short ids of the neighbours we know (at most room) at
+        f[o:]; return how many."""
+        fl = self.flags
+        cnt = 0
+        for k in range(self.n):
+            if cnt >= room:
+                break
+            if fl[k] and self.hi[k] != _UNKNOWN:
+                lo = self.lo[k]
+                f[o] = lo >> 8
+                f[o + 1] = lo & 0xFF
+                o += 2
+                cnt += 1
+        return cnt
 
     def by_addr(self, addr):
         for k in range(self.n):
@@ -287,3 +421,10 @@ class Peers:
             self.addr[k][0:] = b""
         self.count = 0
         self._reindex()
+        self.rev = (self.rev + 1) & 0x3FFF
+        for b in range(len(self.adj)):
+            self.adj[b] = 0
+        for k in range(self.n):
+            self.listed[k] = 0
+            self.ext[k] = 0
+            self.deg[k] = 0

@@ -5,7 +5,10 @@
 # heard meanwhile (counter-based suppression, as Trickle, RFC 6206) or one
 # came from close by (suppress_rssi).  A weaker first copy means a farther
 # sender and a shorter delay: the node at the edge of the last broadcast
-# covers the most new ground, so it goes first.  On a unicast medium the seed
+# covers the most new ground, so it goes first.  With coverage on (the
+# default, backbone.py) only the nodes of an elected relay backbone relay,
+# and a watch after a broadcast resends it when a backbone neighbour that
+# depended on it stays silent.  On a unicast medium the seed
 # design's rounds run instead: every gossip_interval_ms, fanout peers are
 # each pushed the recent messages or pulled with a digest.  High priority is
 # flooded at once in every mode.
@@ -20,7 +23,7 @@ except ImportError:  # CPython
 
 from .counters import add, bump
 from .peers import STATIC
-from .ring import LIMITED, OWN, PUSH, RELAY, UNSENDABLE
+from .ring import COVER, LIMITED, OWN, PUSH, RELAY, UNSENDABLE, WATCH
 
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
@@ -32,6 +35,7 @@ _FRAMES_OUT = const(1)
 _BYTES_OUT = const(2)
 _SUPPRESSED = const(10)
 _HOP_LIMITED = const(11)
+_RESENT = const(20)
 
 _FLOOD = const(0)  # Config.mode, as Gossip._mode holds it
 
@@ -152,7 +156,8 @@ def _disseminate(self, s, prio, now, own, rssi):
         return
     if mode == _FLOOD or (self._bcast and own):
         if own or self._delay == 0 or not self._bcast:
-            _everyone(self, s, now)
+            if _everyone(self, s, now) and self._cover and mode != _FLOOD:
+                _watch(self, s, now, self._retries)
         else:
             _relay_new(self, s, now, rssi)
         return
@@ -170,7 +175,21 @@ def _relay_new(self, s, now, rssi):
     """Schedule the one rebroadcast of a message just heard at rssi.  (The
     first copy's strength only orders the relays; suppress_rssi applies to
     the copies heard while ours waits: see _copy_heard.)"""
+    if self._cover:
+        # backbone.py: only a backbone node relays, within half the window
+        r = self._ring
+        r.heard_from(s, r.src[s])
+        if self._relays_now():
+            _schedule(self, s, now, _relay_wait(self, rssi) >> 1, 0, COVER)
+        return
     _schedule(self, s, now, _relay_wait(self, rssi), self._k)
+
+
+def _watch(self, s, now, left):
+    """After our broadcast of slot s: check for a silent backbone neighbour
+    in watch_ms (backbone.py), left more resends allowed."""
+    if left > 0:
+        _schedule(self, s, now, self._watch_ms, left, COVER | WATCH)
 
 
 def _relay_wait(self, rssi):
@@ -192,10 +211,11 @@ def _relay_wait(self, rssi):
     return self._rand(16) % d
 
 
-def _schedule(self, s, now, wait, need):
-    """Broadcast slot s in wait ms, unless need copies are heard first."""
+def _schedule(self, s, now, wait, need, how=0):
+    """Broadcast slot s in wait ms, unless need copies are heard first
+    (how: COVER, decided at the due time instead; see ring.py)."""
     due = (now - _MASK + wait - 1) & _MASK
-    self._ring.arm(s, due, need)
+    self._ring.arm(s, due, need, how)
     if not self._relay_pending or ((due - self._next_relay ^ _HALF) & _MASK) - _HALF < 0:
         self._next_relay = due
         self._relay_pending = True
@@ -203,11 +223,19 @@ def _schedule(self, s, now, wait, need):
         self._relays(now)
 
 
-def _copy_heard(self, s, rssi):
-    """A copy of slot s was heard (at rssi): it may cancel our pending
-    rebroadcast."""
+def _copy_heard(self, s, rssi, p, now):
+    """A copy of slot s was heard (at rssi, from row p): it may cancel our
+    pending rebroadcast."""
     r = self._ring
-    if r.state[s] & RELAY:
+    if r.state[s] & COVER:
+        if r.state[s] & WATCH and not r.heard[s] and p >= 0 and not r.sent_by(s, p):
+            # the first relay heard after our broadcast, from a node not
+            # known to have it before: how long the neighbours take to
+            # relay it, here and now (the watch adapts)
+            self._ack_heard(((r.due[s] - now ^ _HALF) & _MASK) - _HALF)
+            r.heard[s] = 1
+        r.heard_from(s, p)  # judged at the due time (backbone.py)
+    elif r.state[s] & RELAY:
         h = r.copy_heard(s)
         # (rssi 0 means the radio gave none: it can't say "close by")
         if (r.need[s] and h >= r.need[s]) or (self._near and rssi and rssi >= self._near):
@@ -226,13 +254,41 @@ def _relays(self, now):
         if st[s] & RELAY:
             t = due[s]
             if ((t - now ^ _HALF) & _MASK) - _HALF <= 0:
-                r.cancel(s)
-                self._send_slot(s, now, None)
+                if st[s] & COVER:
+                    _due_cover(self, s, now)
+                else:
+                    r.cancel(s)
+                    self._send_slot(s, now, None)
+                if st[s] & RELAY:  # a watch was armed: it is due later
+                    t = due[s]
+                    if not pending or ((t - nxt ^ _HALF) & _MASK) - _HALF < 0:
+                        nxt = t
+                        pending = True
             elif not pending or ((t - nxt ^ _HALF) & _MASK) - _HALF < 0:
                 nxt = t
                 pending = True
     self._relay_pending = pending
     self._next_relay = nxt
+
+
+def _due_cover(self, s, now):
+    """A backbone relay (or its watch) of slot s is due: send it, or not."""
+    r = self._ring
+    left = r.need[s]
+    watch = r.state[s] & WATCH
+    r.cancel(s)
+    if watch:
+        # Only when no relay at all came back: in a crowd some relays
+        # always collide, and silence from one neighbour says little; a
+        # neighbour that depended on us alone, and silence all round, says
+        # our copy was lost
+        if not r.heard[s] and self._silent_forwarder(s) and self._send_slot(s, now, None):
+            bump(self.counters, _RESENT)
+            _watch(self, s, now, left - 1)
+    elif self._all_have(s):
+        bump(self.counters, _SUPPRESSED)  # every neighbour sent it already
+    elif self._send_slot(s, now, None):
+        _watch(self, s, now, self._retries)
 
 
 # -- unicast rounds (the seed design) -----------------------------------------

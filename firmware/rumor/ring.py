@@ -20,6 +20,8 @@
 #
 #   bit      set by                        cleared by
 #   RELAY    arm(s, due, need)             cancel(s); free(s)
+#   COVER    arm(s, due, 0, COVER)         cancel(s); free(s)
+#   WATCH    arm(s, due, 0, COVER | WATCH) cancel(s); free(s)
 #   PUSH     push(s, rounds), rounds > 0   pushed(s) once its rounds are used; free(s)
 #   LIMITED  put(..., LIMITED)             free(s)
 #   OWN      put(..., OWN)                 free(s)
@@ -27,6 +29,9 @@
 #   QUAR     quarantine(s)                 release(s); free(s)
 #
 # A slot is sendable when none of LIMITED, HELD, QUAR is set (UNSENDABLE).
+# COVER and WATCH qualify a pending relay (RELAY): cover.py decides it at
+# its due time from who was heard sending the message (by[], the senders'
+# rows as a bitmap, set by heard_from() from the first copy on).
 #
 # last, a 30-bit counter, moves on whenever a slot is filled or emptied or an
 # UNSENDABLE bit changes (put, free, hold, quarantine, release); order[s] is
@@ -53,12 +58,17 @@ OWN = const(8)  # published here: with a key, stamped and signed afresh at each 
 HELD = const(16)  # own, published before the network time was known: not sent yet
 QUAR = const(32)  # heard before the network time was known: not delivered nor sent yet
 UNSENDABLE = const(52)  # LIMITED | HELD | QUAR
+COVER = const(64)  # the pending relay goes only if a neighbour may still lack it
+WATCH = const(128)  # sent already: the pending "relay" is the check for a silent forwarder
 
 
 class Ring:
-    def __init__(self, slots, frame_cap, link):
-        # link: the dedup table's slot array (dedup.Dedup.slot), kept in step
+    def __init__(self, slots, frame_cap, link, row_bytes=0):
+        # link: the dedup table's slot array (dedup.Dedup.slot), kept in step;
+        # row_bytes: bytes of a peer-row bitmap (peers.Peers.w), for by[]
         self.slots = slots
+        self.w = row_bytes
+        self.by = bytearray(slots * row_bytes)  # rows heard sending slot s: by[s*w:(s+1)*w]
         self.cap = frame_cap
         self._link = link
         self.frame = [bytearray(frame_cap) for _ in range(slots)]
@@ -101,6 +111,7 @@ class Ring:
             + 5 * mem.buf(4 * n)  # born, due, order, dix, ohi
             + 3 * mem.buf(2 * n)  # src, nxt, prv
             + 2 * mem.buf(8)  # head, tail
+            + mem.buf(n * self.w)  # by
         )
 
     # -- slots ----------------------------------------------------------------
@@ -177,6 +188,10 @@ class Ring:
         self.state[s] = state
         self.heard[s] = 0
         self.pushes[s] = 0
+        w = self.w
+        by = self.by
+        for b in range(s * w, s * w + w):
+            by[b] = 0
         self.born[s] = born
         self.dix[s] = dix
         self._link[dix] = s
@@ -227,17 +242,26 @@ class Ring:
         return n
 
     # -- state bits (the table at the top) --------------------------------------
-    def arm(self, s, due, need):
+    def arm(self, s, due, need, how=0):
         """A broadcast of slot s is due at tick due, unless need copies
-        (0: any number) are heard first."""
+        (0: any number) are heard first; how: 0, COVER or COVER | WATCH."""
         self.due[s] = due
         self.heard[s] = 0
         self.need[s] = need
-        self.state[s] |= RELAY
+        self.state[s] = (self.state[s] & ~(COVER | WATCH)) | RELAY | how
 
     def cancel(self, s):
         """No broadcast of slot s is pending any more."""
-        self.state[s] &= ~RELAY
+        self.state[s] &= ~(RELAY | COVER | WATCH)
+
+    def sent_by(self, s, k):
+        """Row k was heard sending slot s's message."""
+        return self.by[s * self.w + (k >> 3)] >> (k & 7) & 1
+
+    def heard_from(self, s, k):
+        """Row k was heard sending slot s's message (k < 0: unknown sender)."""
+        if 0 <= k and self.w:
+            self.by[s * self.w + (k >> 3)] |= 1 << (k & 7)
 
     def copy_heard(self, s):
         """One more copy of slot s heard while its relay waits: how many now

@@ -11,16 +11,18 @@
 # dictionary lookup per byte under CPython, where the simulator runs it.
 #
 # Every frame starts with the same 8 bytes:
-#   0     ver_type   version (high nibble, 1) | type (low nibble)
-#   1     flags      DATA: priority in bits 0-1.  DIGEST: bit 0 = truncated
+#   0     ver_type   version (high nibble, 2) | type (low nibble)
+#   1     flags      DATA: priority in bits 0-1.  DIGEST: bit 0 = truncated,
+#                    bit 3 = the sender relays (it is in the backbone)
 #   2     hops/count DATA: transmissions so far (0 at the origin)
 #                    DIGEST, REQUEST: number of ids that follow
-#   3     hop_limit  DATA: relays allowed.  Others: 0
+#   3     hop_limit  DATA: relays allowed.  DIGEST: neighbours listed.  REQUEST: 0
 #   4..7  sender     node id of the transmitter, big-endian
 # DATA    8..11 origin, 12..13 seq, 14..15 age (4 ms units), 16.. payload
 # DIGEST  8..11 summary (30-bit xor of the sender's live ids), 12..13 live
 #         count, 14..15 age of the oldest id listed (4 ms units), 16.. entries
-#         of 7 bytes: id + its age in 64 ms units (255: that or older)
+#         of 7 bytes: id + its age in 64 ms units (255: that or older), then
+#         the sender's neighbours: 2 bytes each, the low 16 bits of their ids
 # REQUEST 8.. ids
 # An id is origin (4 bytes) + seq (2 bytes).
 # With a network key (flags bit 7 set, all types) the frame ends in a 4-byte
@@ -30,7 +32,7 @@
 import hashlib
 import struct
 
-VERSION = 1
+VERSION = 2
 DATA = 1
 DIGEST = 2
 REQUEST = 3
@@ -47,6 +49,8 @@ F_TRUNCATED = 0x01
 F_AUTH = 0x80
 F_SYNC = 0x02  # DIGEST, tagged: "tell me the time"; the stamp field is a nonce
 F_ECHO = 0x04  # DIGEST, tagged: the answer; the nonce echoed precedes the stamp
+F_RELAYS = 0x08  # DIGEST: the sender is in the relay backbone (backbone.py)
+NEIGHBOUR_LEN = 2  # DIGEST: a neighbour's short id, the low 16 bits of its node id
 STAMP_LEN = 4
 ECHO_LEN = 4  # DIGEST with F_ECHO: the nonce echoed, in front of the stamp
 NET_UNIT_MS = 64  # network time (stamps) in 64 ms units
@@ -58,7 +62,7 @@ AGE_SHIFT = 2  # AGE_UNIT_MS
 DIGEST_AGE_SHIFT = 6  # DIGEST_AGE_UNIT_MS
 NET_SHIFT = 6  # NET_UNIT_MS
 AGE_WIRE_MAX = 0xFFFF  # the largest age a frame carries (ages beyond read as it)
-# byte 0 of each type (version 1)
+# byte 0 of each type (version 2)
 VT_DATA = (VERSION << 4) | DATA
 VT_DIGEST = (VERSION << 4) | DIGEST
 VT_REQUEST = (VERSION << 4) | REQUEST
@@ -68,6 +72,7 @@ O_FLAGS = 1
 O_HOPS = 2  # DATA
 O_COUNT = 2  # DIGEST, REQUEST
 O_HOP_LIMIT = 3
+O_NEIGHBOURS = 3  # DIGEST: how many neighbour short ids follow the entries
 O_SENDER = 4
 O_ORIGIN = 8  # DATA
 O_SUMMARY = 8  # DIGEST
@@ -135,22 +140,30 @@ def _ids(ids):
 
 
 def encode_digest(sender, ids, summary=0, live=None, span_ms=0, truncated=False, ages_ms=None,
-                  key=None, stamp=0, tag_len=TAG_LEN, ask=False, echo=None):
-    """A DIGEST; with key, sealed.  ask: a question for the time (stamp is
-    then the nonce); echo: an answer to the question with that nonce."""
-    """ids: [(origin, seq)]; ages_ms: their ages (default: all 'old', 255)."""
+                  key=None, stamp=0, tag_len=TAG_LEN, ask=False, echo=None, neighbours=(),
+                  relays=False):
+    """A DIGEST; with key, sealed.  ids: [(origin, seq)]; ages_ms: their
+    ages (default: all 'old', 255).  ask: a question for the time (stamp is
+    then the nonce); echo: an answer to the question with that nonce.
+    neighbours: the sender's neighbours' node ids (their low 16 bits are
+    sent); relays: it says it is in the relay backbone."""
     ids = list(ids)
+    nb = [n & 0xFFFF for n in neighbours]
+    if len(nb) > 255:
+        raise ValueError("a digest lists at most 255 neighbours")
     if live is None:
         live = len(ids)
     if ages_ms is None:
         ages = [255] * len(ids)
     else:
         ages = [min(255, a // DIGEST_AGE_UNIT_MS) for a in ages_ms]
-    flags = (F_TRUNCATED if truncated else 0) | (F_SYNC if ask else 0) | (0 if echo is None else F_ECHO)
+    flags = ((F_TRUNCATED if truncated else 0) | (F_SYNC if ask else 0)
+             | (0 if echo is None else F_ECHO) | (F_RELAYS if relays else 0))
     return _sealed(struct.pack(
-        ">BBBBIIHH", (VERSION << 4) | DIGEST, flags, len(ids), 0,
+        ">BBBBIIHH", (VERSION << 4) | DIGEST, flags, len(ids), len(nb),
         sender, summary, live, _age(span_ms),
     ) + b"".join(struct.pack(">IHB", o, s, a) for (o, s), a in zip(ids, ages))
+        + b"".join(struct.pack(">H", x) for x in nb)
         + (b"" if echo is None else struct.pack(">I", echo & 0x3FFFFFFF)), key, stamp, tag_len)
 
 
@@ -217,16 +230,20 @@ def decode(frame, key=None, tag_len=TAG_LEN):
         return out
     hdr, size = (DIGEST_HDR, DIGEST_ENTRY) if t == DIGEST else (REQUEST_HDR, ID_LEN)
     count = frame[2]
-    if n != hdr + size * count:
-        raise ValueError("%s frame of %d bytes does not hold the %d ids it announces"
-                         % (TYPES[t], n, count))
-    ids = [struct.unpack(">IH", frame[o:o + ID_LEN]) for o in range(hdr, n, size)]
+    nbs = frame[3] if t == DIGEST else 0
+    end = hdr + size * count
+    if n != end + NEIGHBOUR_LEN * nbs:
+        raise ValueError("%s frame of %d bytes does not hold the %d ids%s it announces"
+                         % (TYPES[t], n, count, " and %d neighbours" % nbs if nbs else ""))
+    ids = [struct.unpack(">IH", frame[o:o + ID_LEN]) for o in range(hdr, end, size)]
     out["ids"] = ids
     if t == DIGEST:
-        out["ages_ms"] = [frame[o + ID_LEN] * DIGEST_AGE_UNIT_MS for o in range(hdr, n, size)]
+        out["ages_ms"] = [frame[o + ID_LEN] * DIGEST_AGE_UNIT_MS for o in range(hdr, end, size)]
         summary, live, span = struct.unpack(">IHH", frame[8:16])
         out.update(summary=summary, live=live, span_ms=span * AGE_UNIT_MS,
-                   truncated=bool(frame[1] & F_TRUNCATED))
+                   truncated=bool(frame[1] & F_TRUNCATED), relays=bool(frame[1] & F_RELAYS),
+                   neighbours=[struct.unpack(">H", frame[o:o + NEIGHBOUR_LEN])[0]
+                               for o in range(end, n, NEIGHBOUR_LEN)])
     elif count == 0:
         raise ValueError("request frame with no ids")
     return out

@@ -6,6 +6,7 @@
         for ev in b.events(timeout=5):         # event dicts (docs/console.md)
             ...
         b.stats(); b.peers(); b.info(); b.command("level", "debug")
+        select.select([b.fileno()], [], [], 1)  # an open board's descriptor
 
 A Board reaches its port in one of two ways, and behaves the same in both:
 - through a running collector (`rumor logs`) that holds the port: its
@@ -263,11 +264,23 @@ class Board:
         return t.holder if isinstance(t, _Remote) else None
 
     def fileno(self) -> int:
-        """A descriptor that is readable when the board (or the collector
-        holding its port) has sent something: for select() in an event loop
-        of your own.  (Records a command left in the backlog are not on it:
-        call records(timeout=0) once after each command.)"""
-        return self._io().fileno()
+        """The descriptor of the open port (or of the control socket of the
+        collector holding it): readable when the board has sent something,
+        for select() in an event loop of your own.  (Records a command left
+        in the backlog are not on it: call records(timeout=0) once after each
+        command.)  BoardError if the board is not open: unlike the commands,
+        fileno() does not open the port, since a number for select() is no
+        reason to take a port (exclusively) and keep it."""
+        if self._t is None:
+            raise BoardError(f"{self.port}: not open (open() it, or use `with Board(...)`, "
+                             "before fileno())")
+        try:
+            fd = int(self._t.fileno())
+        except (OSError, ValueError) as e:  # closed under us (pyserial: PortNotOpenError)
+            raise BoardError(f"{self.port}: not open ({e})") from None
+        if fd < 0:  # a closed socket says -1
+            raise BoardError(f"{self.port}: not open (its descriptor is closed)")
+        return fd
 
     def _io(self) -> _Direct | _Remote:
         if self._t is None:

@@ -112,13 +112,6 @@ def deliver_json(ev: dict[str, Any], t: float | None) -> dict[str, Any]:
     return out
 
 
-def _fileno(b: Board) -> int:
-    """The descriptor that is readable when the board (or the collector
-    holding its port) has something for us."""
-    f = getattr(b, "fileno", None)
-    return int(f()) if callable(f) else int(b._io().fileno())
-
-
 def _no_delay(client: Any, userdata: Any, sock: Any) -> None:
     """Small MQTT packets go out at once: with Nagle's algorithm a PUBLISH
     after an unacknowledged one waits for the broker's delayed ACK (~40 ms)."""
@@ -296,7 +289,7 @@ class Bridge:
         """Until stop() or the board cannot be reached (BoardError): events
         out, sends in, stats."""
         next_stats = time.monotonic()
-        fd = _fileno(b)
+        fd = b.fileno()  # readable when the board (or its collector) has something for us
         away = False
         while not self._stop.is_set():
             # wait for the board's output or a send (the wake pipe), whichever first

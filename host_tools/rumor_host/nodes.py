@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from rumor_host.board import Board, BoardError
+from rumor_host.queryopts import query_options
 
 
 def _ago(ms: Any) -> str:
@@ -37,9 +38,7 @@ def table(node: str, rows: list[dict[str, Any]]) -> list[str]:
 
 
 @click.command("nodes")
-@click.option("--port", "-p", required=True, help="the board's serial port, a swarm pty, or auto")
-@click.option("--json", "as_json", is_flag=True, help="the neighbours as a JSON list")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 120))
+@query_options("the neighbours as a JSON list")
 def nodes_cmd(port: str, as_json: bool, timeout: float) -> None:
     """The neighbours of the board on PORT: node id, address, RSSI and SNR
     of the last frame heard from each, when that was, and how many frames

@@ -3,7 +3,8 @@ a USB board's or a virtual board's pty, through pyserial.
 
 What a port can do to a reader, and what happens:
 - it vanishes (USB pulled, the pty's other end closed): PortError, one line
-  naming the port and the cause, never a driver's traceback;
+  naming the port and the cause, never a driver's traceback; "disconnected
+  (...)" whether a read or a write found it gone;
 - it prints garbage (boot-loader noise at another baud rate, random bytes):
   decoded with U+FFFD for bad UTF-8; `is_garbage()` tells such a line;
 - it prints without a newline for ever: lines are cut at MAX_LINE bytes
@@ -14,6 +15,7 @@ What a port can do to a reader, and what happens:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -21,6 +23,11 @@ import time
 from typing import Any, Callable, NamedTuple
 
 import serial
+
+try:
+    import termios  # tcdrain (pyserial's flush) raises termios.error, no OSError
+except ImportError:  # pragma: no cover - Windows
+    termios = None  # type: ignore[assignment]
 
 from rumor.console import PREFIX
 from rumor.console import parse_event as _parse_event
@@ -47,7 +54,39 @@ def _cause(e: BaseException) -> str:
     """One line for what a driver raised (its type too when it is no I/O error)."""
     if isinstance(e, (serial.SerialException, OSError)):
         return _one_line(e) or type(e).__name__
+    if termios is not None and isinstance(e, termios.error) and len(e.args) == 2:
+        return _one_line(f"[Errno {e.args[0]}] {e.args[1]}")  # as an OSError says it
     return _one_line(f"{type(e).__name__}: {e}")
+
+
+# errnos that mean the port itself is gone, not one write: USB pulled or the
+# pty's far end closed (EIO, ENXIO, ENODEV), our descriptor closed (EBADF)
+_GONE = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF})
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+
+
+def _errno(e: BaseException | None) -> int | None:
+    """The errno behind e: its own, a termios.error's, or that of the OSError
+    pyserial wrapped (it raises SerialException("write failed: [Errno 5] ...")
+    inside the except, so the OSError is its context, and the text says it)."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        n = getattr(e, "errno", None)
+        if n is None and termios is not None and isinstance(e, termios.error) and e.args:
+            n = e.args[0]
+        if isinstance(n, int):
+            return n
+        m = _ERRNO.search(str(e))
+        if m:
+            return int(m.group(1))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _gone(e: BaseException) -> bool:
+    """e says the port went away (rather than that one write failed)."""
+    return isinstance(e, serial.PortNotOpenError) or _errno(e) in _GONE
 
 
 def open_port(port: str, timeout: float = 0.1) -> serial.Serial:
@@ -220,12 +259,16 @@ class LineReader:
         self.write_raw(line.encode() + b"\n")
 
     def write_raw(self, data: bytes) -> None:
+        """Write and drain.  PortError "disconnected (...)" when the port is
+        gone (the same words read() uses: which side noticed first is
+        chance), "write failed (...)" for any other failure."""
         try:
             self.ser.write(data)
             self.ser.flush()
         except Exception as e:
             detail = _cause(e)
-            raise PortError(f"{self.ser.port}: write failed ({detail})", detail) from None
+            what = "disconnected" if _gone(e) else "write failed"
+            raise PortError(f"{self.ser.port}: {what} ({detail})", detail) from None
 
 
 def command(ser: serial.Serial, line: str, want: tuple[str, ...], timeout: float = 5.0,

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from rumor_host.board import Board, BoardError
+from rumor_host.queryopts import query_options
 
 ESPNOW_BPS = 1_000_000  # ESP-NOW's default PHY rate
 ESPNOW_FRAME_US = 192 + 43 * 8  # long preamble + PLCP, and the vendor action frame around a payload
@@ -57,9 +58,7 @@ def render(ev: dict[str, Any]) -> list[str]:
 
 
 @click.command("stats")
-@click.option("--port", "-p", required=True, help="the board's serial port, a swarm pty, or auto")
-@click.option("--json", "as_json", is_flag=True, help="the node's stats event as JSON")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 120))
+@query_options("the node's stats event as JSON")
 def stats_cmd(port: str, as_json: bool, timeout: float) -> None:
     """The counters of the node on PORT: the gossip core's (delivered,
     duplicates, frames in and out, ...), the radio's, airtime and duty cycle

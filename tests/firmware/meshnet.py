@@ -88,3 +88,34 @@ class Net:
 
 def frame_ids(frames):
     return [wire.decode(f)["id"] for f in frames]
+
+
+# -- backbone helpers (tests/firmware/test_backbone.py) ------------------------
+def count_frames(net):
+    """Re-wire every node's radio so that net.tx[i][t] counts the frames of
+    wire type t (1 DATA, 2 DIGEST, 3 REQUEST) node i sent; frames still go
+    on net.queue as before."""
+    net.tx = [[0, 0, 0, 0] for _ in net.nodes]
+
+    def fwd(f, to, i):
+        net.tx[i][f[0] & 0x0F & 3] += 1
+        net.queue.append((i, bytes(f), None if to is None else list(to)))
+
+    for i, g in enumerate(net.nodes):
+        g.on_forward(lambda f, to, i=i: fwd(f, to, i))
+
+
+def exchange(net, rounds=3):
+    """Every node broadcasts the digest it would send now, rounds times over:
+    how neighbour lists and backbone roles spread, without waiting for the
+    Trickle timers.  (Round 1 makes the nodes known, round 2 carries the
+    lists, later ones the roles the lists lead to.)"""
+    for _ in range(rounds):
+        for i, g in enumerate(net.nodes):
+            net.queue.append((i, g.digest(), None))
+        net.flush()
+
+
+def roles(net):
+    """Which nodes say, in the digest they would send now, that they relay."""
+    return [bool(wire.decode(g.digest())["relays"]) for g in net.nodes]

@@ -54,34 +54,52 @@ def test_request_is_answered_with_the_body():
     assert d["payload"] == b"body" and d["hops"] == 1
 
 
-def test_consistent_digests_suppress_ours():
-    cfg = Config.small(relay_delay_ms=0, suppress_count=1)
+def _told(cfg):
+    """A node holding one message that heard two new neighbours' consistent
+    digests, and the digest it then owed them (its neighbour list,
+    backbone.py), whatever Trickle said.  Returns the node, its clock and
+    a function that makes 5 and 6 (or only 5) say "in sync" again."""
     a, asent, agot, ack = _node(cfg, 1)
     a.receive(wire.encode_data(9, 1, b"x"), addr_of(9))
+    d = wire.decode(a.digest())
     del asent[:]
-    mine = a.digest()
-    d = wire.decode(mine)
+
+    def consistent(who=(5, 6)):
+        for n in who:
+            a.receive(wire.encode_digest(n, d["ids"], summary=d["summary"], live=d["live"]),
+                      addr_of(n))
+
+    consistent()
+    assert asent == []  # nothing to answer
+    for _ in range(cfg.gossip_interval_ms // 10 + 1):  # one Trickle interval
+        ack.advance(10)
+        a.tick()
+    out = [wire.decode(f) for f, _to in asent]
+    assert [o["type"] for o in out] == ["digest"], out
+    assert sorted(out[0]["neighbours"]) == [5, 6, 9]
+    return a, ack, consistent
+
+
+def test_consistent_digests_suppress_ours():
+    cfg = Config.small(relay_delay_ms=0, suppress_count=1)
+    a, ack, consistent = _told(cfg)
     # two neighbours' digests with the same summary (Trickle's k = 2): ours
-    # is not needed this interval
-    a.receive(wire.encode_digest(5, d["ids"], summary=d["summary"], live=d["live"]), addr_of(5))
-    a.receive(wire.encode_digest(6, d["ids"], summary=d["summary"], live=d["live"]), addr_of(6))
-    assert asent == []
+    # is not needed this interval, now that our list is no news
+    consistent()
     for _ in range(2 * cfg.gossip_interval_ms // 10):
         ack.advance(10)
         a.tick()
-    assert a.stats()["digests_out"] == 0
+    assert a.stats()["digests_out"] == 1  # the one _told() saw
 
 
 def test_one_consistent_digest_does_not_suppress_ours():
     cfg = Config.small(relay_delay_ms=0, suppress_count=1)
-    a, asent, agot, ack = _node(cfg, 1)
-    a.receive(wire.encode_data(9, 1, b"x"), addr_of(9))
-    d = wire.decode(a.digest())
-    a.receive(wire.encode_digest(5, d["ids"], summary=d["summary"], live=d["live"]), addr_of(5))
+    a, ack, consistent = _told(cfg)
+    consistent((5,))
     for _ in range(2 * cfg.gossip_interval_ms // 10):
         ack.advance(10)
         a.tick()
-    assert a.stats()["digests_out"] >= 1
+    assert a.stats()["digests_out"] >= 2
 
 
 def test_a_lossy_link_is_healed_by_pull():
@@ -122,12 +140,14 @@ def test_partition_heals_and_a_late_joiner_catches_up():
 
 
 def test_digest_lists_newest_first_and_flags_truncation():
-    cfg = Config.small(relay_delay_ms=0, mtu=16 + 7 * 3, max_payload=10)
+    # room for three entries and our one neighbour's short id (backbone.py)
+    cfg = Config.small(relay_delay_ms=0, mtu=16 + 7 * 3 + wire.NEIGHBOUR_LEN, max_payload=10)
     a, asent, agot, ack = _node(cfg, 1)
     for seq in range(1, 6):
         ack.advance(10)
         a.receive(wire.encode_data(9, seq, b"p"), addr_of(9))
     d = wire.decode(a.digest())
+    assert d["neighbours"] == [9]
     assert d["ids"] == [(9, 5), (9, 4), (9, 3)]
     assert d["truncated"] and d["live"] == 5
     # span: every live id younger than it is listed; (9, 2), 30 ms old, is not
@@ -143,6 +163,7 @@ def test_young_differences_are_the_wave_passing_not_a_loss():
     a, asent, agot, ack = _node(cfg, 1)
     a.receive(wire.encode_data(9, 1, b"new"), addr_of(9))
     ack.advance(100)
+    a.tick()  # (the watch after our relay, backbone.py, fell due meanwhile)
     del asent[:]
     due = a.next_deadline()
     # a neighbour that lacks our 100 ms old message and lists one 64 ms old we lack

@@ -20,7 +20,11 @@ def _valid(rnd):
                                 hop_limit=8, age_ms=rnd(8) * 4, priority=rnd(2))
     ids = [(rnd(3), rnd(4)) for _ in range(rnd(3))]
     if k == 1:
-        return wire.encode_digest(rnd(4), ids, summary=rnd(16), live=rnd(4), span_ms=rnd(8))
+        # a neighbour list (backbone.py): names of other senders, of us, of
+        # nodes nobody heard
+        nb = [(0x0C0D, rnd(4), 0x4000 | rnd(3))[rnd(8) % 3] for _ in range(rnd(3))]
+        return wire.encode_digest(rnd(4), ids, summary=rnd(16), live=rnd(4), span_ms=rnd(8),
+                                  neighbours=nb, relays=rnd(1))
     return wire.encode_request(rnd(4), ids or [(1, 1)])
 
 
@@ -34,8 +38,24 @@ def _mutate(f, rnd):
     elif how == 2:
         f.extend(bytes(rnd(3)))
     elif how == 3 and len(f) > 1:
-        f[0] = 0x10 | rnd(4)  # any type
+        f[0] = (wire.VERSION << 4) | rnd(4)  # any type
+    elif how == 4 and len(f) > 3:
+        f[3] = rnd(8)  # a digest's neighbour count that doesn't match its length
     return bytes(f)
+
+
+def check_links(g):
+    """The backbone's two-hop tables agree with the peer table: a row
+    without a node id has no links, no list and no role; nobody is its own
+    neighbour."""
+    p = g.tables()[2]
+    for k in range(p.n):
+        assert not p.adjacent(k, k), k
+        if not p.flags[k] or p.hi[k] == -1:
+            assert not p.listed[k] and p.deg[k] == 0 and p.ext[k] == 0, k
+            for j in range(p.n):
+                assert not p.adjacent(j, k), (j, k)
+    return sum(p.listed)
 
 
 def _fuzz(cfg, seed, key=None):
@@ -48,6 +68,7 @@ def _fuzz(cfg, seed, key=None):
     g.on_message(lambda m: out.append(m.seq))
     g.start()
     extra = 0
+    listed = 0
     for n in range(_FRAMES):
         f = _valid(rnd)
         if key is not None and rnd(2):  # sealed, stamped around our network clock
@@ -63,7 +84,9 @@ def _fuzz(cfg, seed, key=None):
             g.receive(_mutate(bytes(rnd(8) for _ in range(20)), rnd))
             extra += 1
         check(g)
+        listed = max(listed, check_links(g))
     assert g.stats()["frames_in"] == _FRAMES + extra
+    g.lists_learned = listed  # (read by the tests below)
     return g
 
 
@@ -71,6 +94,7 @@ def test_fuzz_broadcast_gossip():
     g = _fuzz(Config.small(ring_slots=8, dedup_slots=32, max_peers=4, relay_delay_ms=20), 1)
     s = g.stats()
     assert s["delivered"] > 0 and s["malformed"] > 0 and s["duplicates"] > 0
+    assert g.lists_learned > 0  # the neighbour-list path ran
 
 
 def test_fuzz_unicast_rounds_and_flood():

@@ -69,18 +69,21 @@ def test_duplicates_are_counted_not_delivered():
 def test_bad_frames_are_counted_never_raised():
     g, sent, got, _c = _engine()
     good = wire.encode_data(7, 1, b"abc", sender=7)
+    v1 = (1 << 4) | wire.DATA  # a version 1 frame: the format before the neighbour lists
     bad = [
         b"",
-        b"\x11",
+        bytes([wire.VT_DATA]),
         good[:10],  # truncated header
-        b"\x21" + good[1:],  # unknown version
-        b"\x1f" + good[1:],  # unknown type
+        bytes([v1]) + good[1:],  # another version
+        bytes([(wire.VERSION << 4) | 0x0F]) + good[1:],  # unknown type
         wire.encode_data(7, 2, bytes(g.config.max_payload + 1)),  # oversized payload
         bytes(g.config.mtu + 1),  # longer than the mtu
         wire.encode_data(7, 3, b"", hops=9, hop_limit=3),  # hops above the limit
         wire.encode_request(7, [(1, 1)])[:-1],  # ids cut short
         wire.encode_digest(7, [(1, 1)]) + b"\x00",  # trailing byte
-        b"\x13\x00\x00\x00\x00\x00\x00\x07",  # request for nothing
+        wire.encode_digest(7, [(1, 1)], neighbours=[5, 6])[:-2],  # a neighbour short
+        wire.encode_digest(7, [(1, 1)], neighbours=[5]) + b"\x00",  # half a neighbour more
+        bytes([wire.VT_REQUEST]) + b"\x00\x00\x00\x00\x00\x00\x07",  # request for nothing
     ]
     for f in bad:
         assert g.receive(f, addr_of(7)) is False
@@ -93,9 +96,9 @@ def test_bad_frames_are_counted_never_raised():
     for n in range(0, 300):
         junk = bytes(r(8) for _ in range(n))
         g.receive(junk, None)
-        g.receive(bytes([0x11]) + junk, addr_of(9))
-        g.receive(bytes([0x12]) + junk, addr_of(9))
-        g.receive(bytes([0x13]) + junk, b"")
+        g.receive(bytes([wire.VT_DATA]) + junk, addr_of(9))
+        g.receive(bytes([wire.VT_DIGEST]) + junk, addr_of(9))
+        g.receive(bytes([wire.VT_REQUEST]) + junk, b"")
     assert g.stats()["frames_in"] == len(bad) + 4 * 300
 
 
@@ -161,7 +164,8 @@ def test_high_priority_is_forwarded_at_once():
 
 
 def test_rebroadcast_cancelled_when_enough_copies_heard():
-    cfg = Config.small(relay_delay_ms=100, suppress_count=2, suppress_rssi=0)
+    # the counter rule: every node relays unless copies cancel it (coverage off)
+    cfg = Config.small(coverage=False, relay_delay_ms=100, suppress_count=2, suppress_rssi=0)
     g, sent, got, ck = _engine(cfg)
     wait = cfg.relay_delay_ms + cfg.relay_delay_ms // 16 + 1  # the longest wait, jitter included
     g.receive(wire.encode_data(9, 1, b"m"), addr_of(9))
@@ -179,7 +183,7 @@ def test_rebroadcast_cancelled_when_enough_copies_heard():
 
 
 def test_a_relay_heard_from_close_by_cancels_ours():
-    cfg = Config.small(relay_delay_ms=100, suppress_count=0, suppress_rssi=-90)
+    cfg = Config.small(coverage=False, relay_delay_ms=100, suppress_count=0, suppress_rssi=-90)
     g, sent, got, ck = _engine(cfg)
     # the first copy's strength only orders the relays: a strong one still schedules
     g.receive(wire.encode_data(9, 1, b"m"), addr_of(9), -60)
@@ -296,7 +300,7 @@ def test_a_late_copy_of_our_own_message_does_not_rewind_the_sequence():
 
 
 def test_copies_beyond_255_are_still_counted_safely():
-    cfg = Config.small(relay_delay_ms=1000, suppress_count=0, suppress_rssi=-50)
+    cfg = Config.small(coverage=False, relay_delay_ms=1000, suppress_count=0, suppress_rssi=-50)
     g, sent, got, ck = _engine(cfg)
     g.receive(wire.encode_data(9, 1, b"m"), addr_of(9), -97)
     for n in range(300):
@@ -307,7 +311,7 @@ def test_copies_beyond_255_are_still_counted_safely():
 def test_counters_wrap_at_30_bits():
     g, sent, got, ck = _engine()
     g.counters[counters.MALFORMED] = (1 << 30) - 1
-    g.receive(b"\x11", None)
+    g.receive(bytes([wire.VT_DATA]), None)
     assert g.stats()["malformed"] == 0
 
 
@@ -354,7 +358,7 @@ def test_an_address_longer_than_addr_max_is_not_stored():
 
 
 def test_rssi_0_means_unknown():
-    cfg = Config.small(relay_delay_ms=100, suppress_count=0, suppress_rssi=-90)
+    cfg = Config.small(coverage=False, relay_delay_ms=100, suppress_count=0, suppress_rssi=-90)
     g, sent, got, ck = _engine(cfg)
     g.receive(wire.encode_data(9, 1, b"m"), addr_of(9))
     g.receive(wire.encode_data(9, 1, b"m", sender=10, hops=1), addr_of(10))  # no rssi: not "close"

@@ -11,7 +11,7 @@ from rumor import Config, Gossip, wire
 def _sizes(g):
     r, d, p, o = g.tables()
     return (len(r.frame), len(r.used), len(r.born), len(d.hi), len(p.addr), len(o.hi),
-            g.memory_bytes())
+            len(p.adj), len(r.by), g.memory_bytes())
 
 
 def test_memory_bytes_is_what_the_heap_pays():
@@ -21,7 +21,9 @@ def test_memory_bytes_is_what_the_heap_pays():
 
     assert auth and netclock
     key = b"k" * 32
-    for cfg in (Config.small(), Config.medium(), Config.large()):
+    # (max_peers 250 and 1: the backbone's peer bitmaps at their widest and narrowest)
+    for cfg in (Config.small(), Config.medium(), Config.large(), Config.medium(max_peers=250),
+                Config.medium(max_peers=1)):
         for k in (None, key):  # with a key: the network clock and the HMAC's buffers too
             gc.collect()
             before = gc.mem_alloc()
@@ -38,6 +40,11 @@ def test_medium_preset_fits_the_budget():
     g = Gossip(Config.medium(), 1, Clock().read, random.getrandbits)
     if not MICROPYTHON:
         assert g.memory_bytes() <= 32 * 1024, g.memory_bytes()
+    # the backbone's tables are sized by Config: a bitmap row per peer, a
+    # sender bitmap per ring slot
+    r, _d, p, _o = g.tables()
+    assert p.w == (g.config.max_peers + 7) // 8 and r.w == p.w
+    assert len(p.adj) == g.config.max_peers * p.w and len(r.by) == g.config.ring_slots * p.w
     assert Gossip(Config.small(), 1, Clock().read, random.getrandbits).memory_bytes() < g.memory_bytes()
 
 
@@ -60,7 +67,9 @@ def test_nothing_grows_with_traffic():
     g.on_message(deliver)
     g.start()
     frame = bytearray(wire.encode_data(0x01020304, 0, bytes(40), sender=0x01020304))
-    digest = bytearray(wire.encode_digest(0x0708, [(0x01020304, s) for s in range(8)], summary=5))
+    # (with a neighbour list: the backbone learns it, and elects, every time)
+    digest = bytearray(wire.encode_digest(0x0708, [(0x01020304, s) for s in range(8)], summary=5,
+                                          neighbours=[0x0C0D, 0x0001, 0x0002, 0x0900], relays=True))
     peers = [bytes((2, 0, 0, 0, 0, n)) for n in range(16)]
     sizes = _sizes(g)
 

@@ -221,7 +221,7 @@ def test_burst_far_over_budget_is_all_sent_and_no_hour_exceeds_it():
         air = r.airtime_ms(200)
         assert 7000 < air < 7500, air
         assert r.duty.budget_ms == 36000
-        frames = [bytes([0x20 + k]) * 200 for k in range(32)]  # (not DATA: their bytes stay as they are)
+        frames = [bytes([0x40 + k]) * 200 for k in range(32)]  # (no frame type: their bytes stay as they are)
         assert [r.send(f, None) for f in frames] == [True] * 32  # deferred, none refused
         assert r.stats()["duty_used_ms"] == 0  # charged on air, not when queued
         _drive(r, lambda: len(fake_lora.ether.sent) == 32)

@@ -2,8 +2,9 @@
 # bits, each changed only through the methods its table names.
 from fwtest import no_alloc
 
+from rumor import mem
 from rumor.dedup import Dedup
-from rumor.ring import HELD, LIMITED, OWN, PUSH, QUAR, RELAY, UNSENDABLE, Ring
+from rumor.ring import COVER, HELD, LIMITED, OWN, PUSH, QUAR, RELAY, UNSENDABLE, WATCH, Ring
 
 
 def _frame(origin, seq, body=b"x"):
@@ -17,9 +18,9 @@ def _frame(origin, seq, body=b"x"):
     return f
 
 
-def _ring(slots=4):
+def _ring(slots=4, row_bytes=0):
     d = Dedup(16)
-    return Ring(slots, 64, d.slot), d
+    return Ring(slots, 64, d.slot, row_bytes), d
 
 
 def _store(r, d, origin, seq, prio=0, born=0, state=0):
@@ -155,3 +156,72 @@ def test_the_ring_cycles_without_allocating():
     assert r.count == len(used) > 0
     for s in used:  # every body still linked both ways with its id
         assert d.slot[r.dix[s]] == s
+
+
+def test_cover_and_watch_qualify_a_pending_relay_and_go_with_it():
+    r, d = _ring(4)
+    s, _ = _store(r, d, 1, 1, state=OWN)
+    r.arm(s, 100, 0, COVER)
+    assert r.state[s] == OWN | RELAY | COVER and r.due[s] == 100 and r.need[s] == 0
+    r.copy_heard(s)
+    r.arm(s, 200, 1, COVER | WATCH)  # the watch after our broadcast
+    assert r.state[s] == OWN | RELAY | COVER | WATCH and r.need[s] == 1 and r.heard[s] == 0
+    r.arm(s, 300, 1)  # a plain relay (an answer) drops both
+    assert r.state[s] == OWN | RELAY
+    r.arm(s, 400, 0, COVER | WATCH)
+    r.cancel(s)
+    assert r.state[s] == OWN  # cancel clears RELAY, COVER and WATCH, nothing else
+    t, _ = _store(r, d, 1, 2, state=LIMITED)
+    r.arm(t, 0, 0, COVER)
+    r.free(t)
+    assert r.state[t] == 0
+    assert COVER & (RELAY | UNSENDABLE | OWN | PUSH) == 0 and WATCH & (RELAY | UNSENDABLE | OWN | PUSH | COVER) == 0
+
+
+def test_by_records_the_rows_heard_sending_each_slot():
+    r, d = _ring(4, row_bytes=2)  # up to 16 rows
+    s, _ = _store(r, d, 1, 1)
+    t, _ = _store(r, d, 1, 2)
+    assert not any(r.sent_by(s, k) for k in range(16))
+    for k in (0, 7, 8, 15):
+        r.heard_from(s, k)
+    r.heard_from(s, -1)  # an unknown sender: nothing to record
+    assert [k for k in range(16) if r.sent_by(s, k)] == [0, 7, 8, 15]
+    assert not any(r.sent_by(t, k) for k in range(16))  # slots don't share bits
+    r.heard_from(t, 3)
+    assert [k for k in range(16) if r.sent_by(t, k)] == [3]
+    r.arm(s, 0, 0, COVER)
+    r.cancel(s)
+    assert r.sent_by(s, 15)  # arm/cancel leave it
+    # a slot filled again starts with nobody
+    r.free(s)
+    i = d.add(0, (1 << 16) | 9, 0)
+    u = r.take(0)
+    assert u == s
+    r.put(u, _frame(1, 9), 0, 1, 0, i, -1, 0)
+    assert not any(r.sent_by(u, k) for k in range(16)) and r.sent_by(t, 3)
+    # without a peer bitmap (row_bytes 0) there is nothing to record, nor room for it
+    r0, d0 = _ring(4)
+    s0, _ = _store(r0, d0, 1, 1)
+    r0.heard_from(s0, 3)
+    assert len(r0.by) == 0
+    assert r.memory_bytes() - r0.memory_bytes() == mem.buf(4 * 2) - mem.buf(0)
+
+
+def test_arming_and_recording_senders_allocate_nothing():
+    r, d = _ring(4, row_bytes=4)
+    slots = [_store(r, d, 1, k)[0] for k in range(4)]
+
+    def run():
+        n = 0
+        for k in range(400):
+            s = slots[k & 3]
+            r.arm(s, k, k & 1, COVER | (WATCH if k & 2 else 0))
+            r.heard_from(s, k & 31)
+            n += r.sent_by(s, k & 31)
+            r.cancel(s)
+        return n
+
+    assert no_alloc(run, "ring arm(how)/heard_from/sent_by/cancel") == 400
+    for j, s in enumerate(slots):  # slot j heard rows j, j + 4, ...: those only
+        assert [k for k in range(32) if r.sent_by(s, k)] == list(range(j, 32, 4))

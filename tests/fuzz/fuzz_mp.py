@@ -1,7 +1,9 @@
 # `make fuzz`, MicroPython half: random and mutated frames through
 # Gossip.receive under the unix port, each one with micropython.heap_lock()
 # held (every receive path must run without allocating), then tick() held
-# too, and the state invariants checked after every frame.  A fourth engine
+# too, and the state invariants checked after every frame.  Digests carry
+# neighbour lists (the backbone's learn_list path), some with a count that
+# doesn't match their length.  A fourth engine
 # has a network key: hashlib allocates, so its frames run without the lock
 # (exceptions still count as failures), half of them sealed with the key.
 # Half the ids (engines, origins, senders) are as large as a real board's
@@ -12,6 +14,7 @@ import sys
 
 import micropython
 from invariants import check
+from test_fuzz import check_links
 
 from rumor import Config, Gossip, wire
 
@@ -65,6 +68,7 @@ def main():
 
     done = 0
     allocs = 0
+    listed = [0] * len(engines)  # per engine: the most rows with a neighbour list at once
     while done < N:
         batch = []
         for _ in range(BATCH):
@@ -74,8 +78,12 @@ def main():
                                      hop_limit=8, age_ms=rnd(10), priority=rnd(2))
             elif k == 1:
                 ids = [(nid(3), rnd(5)) for _ in range(rnd(3))]
+                # a neighbour list: the engines' short ids, the senders', or any
+                nb = [(0x0C00 + (rnd(2) & 3), nid(4), rnd(16))[rnd(4) % 3] for _ in range(rnd(4))]
                 f = wire.encode_digest(nid(4), ids, summary=rnd(20), live=rnd(4), span_ms=rnd(12),
-                                       ages_ms=[rnd(12) for _ in ids])
+                                       ages_ms=[rnd(12) for _ in ids], neighbours=nb, relays=rnd(1))
+                if not rnd(2):  # a neighbour count that doesn't match the length
+                    f = f[:3] + bytes((rnd(8),)) + f[4:]
             elif k == 2:
                 f = wire.encode_request(nid(4), [(nid(3), rnd(5)) for _ in range(1 + rnd(2))])
             else:
@@ -98,6 +106,7 @@ def main():
                 g.receive(f, p, rssi)
                 g.tick()
                 check(g)
+                listed[engines.index(g)] = max(listed[engines.index(g)], check_links(g))
                 done += 1
                 continue
             micropython.heap_lock()
@@ -108,10 +117,12 @@ def main():
                 allocs += 1
             micropython.heap_unlock()
             check(g)
+            i = engines.index(g)
+            listed[i] = max(listed[i], check_links(g))
             done += 1
     print("fuzz_mp: %d frames, %d allocations under the heap lock" % (done, allocs))
     for i, g in enumerate(engines):
-        print("  engine %d:" % i, sorted(g.stats().items()))
+        print("  engine %d: up to %d rows with a neighbour list;" % (i, listed[i]), sorted(g.stats().items()))
     if allocs:
         raise SystemExit(1)
 

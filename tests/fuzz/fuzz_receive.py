@@ -5,11 +5,12 @@
 Each input drives one of five engines (broadcast gossip, unicast rounds,
 hybrid, flood, and broadcast gossip with a network key; small tables so
 that they fill and cycle): a clock step, a
-frame (well-formed with fuzzed fields, the fuzzer's bytes spliced into a
-valid frame, or raw bytes), who sent it and at what rssi, sometimes a tick
-or a publish.  Any exception escaping receive()/tick() is a crash, and the
-state invariants (tests/firmware/invariants.py) are checked after every
-frame.
+frame (well-formed with fuzzed fields, digests with neighbour lists whose
+count may not match their length among them, the fuzzer's bytes spliced
+into a valid frame, or raw bytes), who sent it and at what rssi, sometimes
+a tick or a publish.  Any exception escaping receive()/tick() is a crash, and the
+state invariants (tests/firmware/invariants.py, and the backbone's tables:
+test_fuzz.check_links) are checked after every frame.
 """
 
 import os
@@ -24,6 +25,7 @@ sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tests", "fir
 
 with atheris.instrument_imports():
     from invariants import check
+    from test_fuzz import check_links
 
     from rumor import Config, Gossip, wire
 
@@ -57,7 +59,7 @@ for i, cfg in enumerate(CONFIGS):
 TEMPLATES = [
     wire.encode_data(0x01020304, 7, b"payload", sender=0x05060708, hops=1, hop_limit=8),
     wire.encode_digest(0x05060708, [(0x01020304, 7), (0x0A0B0C00, 1)], summary=3, live=2,
-                       span_ms=4000, ages_ms=[900, 3000]),
+                       span_ms=4000, ages_ms=[900, 3000], neighbours=[0x0C00, 0x0304, 0x0002], relays=True),
     wire.encode_request(0x05060708, [(0x01020304, 7), (0x0A0B0C01, 2)]),
 ]
 PEERS = [bytes((2, 0, 0, 0, 0, i)) for i in range(8)]
@@ -66,6 +68,22 @@ PEERS = [bytes((2, 0, 0, 0, 0, i)) for i in range(8)]
 def _ids(fdp, most):
     return [(fdp.ConsumeIntInRange(0, 7) << 24 | fdp.ConsumeIntInRange(0, 3),
              fdp.ConsumeIntInRange(0, 0xFFFF)) for _ in range(fdp.ConsumeIntInRange(0, most))]
+
+
+def _sender(fdp):
+    """A node id: one of a few (so rows recur and lists name them) or any."""
+    return fdp.ConsumeIntInRange(0, 7) if fdp.ConsumeBool() else fdp.ConsumeIntInRange(0, 0xFFFFFFFF)
+
+
+def _neighbours(fdp):
+    """A digest's neighbour list: short ids of the engines, of the few
+    senders, or anything (the backbone's learn_list path)."""
+    out = []
+    for _ in range(fdp.ConsumeIntInRange(0, 40)):
+        how = fdp.ConsumeIntInRange(0, 2)
+        out.append(0x0C00 + fdp.ConsumeIntInRange(0, 4) if how == 0 else
+                   fdp.ConsumeIntInRange(0, 7) if how == 1 else fdp.ConsumeIntInRange(0, 0xFFFF))
+    return out
 
 
 def _frame(fdp):
@@ -78,11 +96,15 @@ def _frame(fdp):
             hop_limit=fdp.ConsumeIntInRange(0, 255), age_ms=fdp.ConsumeIntInRange(0, 300000),
             priority=fdp.ConsumeIntInRange(0, 3))
     if how == 1:
-        ids = _ids(fdp, 40)
-        return wire.encode_digest(
-            fdp.ConsumeIntInRange(0, 0xFFFFFFFF), ids, summary=fdp.ConsumeIntInRange(0, 0xFFFFFFFF),
+        ids = _ids(fdp, 20)
+        f = wire.encode_digest(
+            _sender(fdp), ids, summary=fdp.ConsumeIntInRange(0, 0xFFFFFFFF),
             live=fdp.ConsumeIntInRange(0, 0xFFFF), span_ms=fdp.ConsumeIntInRange(0, 300000),
-            truncated=fdp.ConsumeBool(), ages_ms=[fdp.ConsumeIntInRange(0, 20000) for _ in ids])
+            truncated=fdp.ConsumeBool(), ages_ms=[fdp.ConsumeIntInRange(0, 20000) for _ in ids],
+            neighbours=_neighbours(fdp), relays=fdp.ConsumeBool())
+        if fdp.ConsumeIntInRange(0, 3) == 0:  # a neighbour count that doesn't match the length
+            f = f[:3] + bytes([fdp.ConsumeIntInRange(0, 255)]) + f[4:]
+        return f
     if how == 2:
         return wire.encode_request(fdp.ConsumeIntInRange(0, 0xFFFFFFFF), _ids(fdp, 45) or [(1, 1)])
     body = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
@@ -111,6 +133,7 @@ def one_input(data):
         g.publish(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, g._max_payload)),
                   fdp.ConsumeIntInRange(0, 3))
     check(g)
+    check_links(g)
 
 
 def main():

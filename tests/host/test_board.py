@@ -4,7 +4,9 @@ docs' example runs as written; errors are one-line BoardErrors."""
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import subprocess
 import sys
 import time
@@ -110,6 +112,31 @@ def test_errors_are_one_line_board_errors(swarm, tmp_path):
         os.close(s)
 
 
+def test_fileno_is_the_open_ports_descriptor_and_fails_clearly_when_closed(swarm):
+    port = swarm.ports[1]
+    never = Board(port)
+    with pytest.raises(BoardError) as e:
+        never.fileno()
+    assert str(e.value).startswith(f"{port}: not open (") and "\n" not in str(e.value)
+    with Board(port) as b, Board(swarm.ports[0]) as a:
+        fd = b.fileno()
+        assert os.ttyname(fd) == os.path.realpath(port)  # the port itself, opened by b
+        list(b.records(timeout=0))  # nothing kept aside: what comes next is on the descriptor
+        for _ in range(10):  # a select() loop of one's own
+            mid = a.publish("wake the select")
+            r, _, _ = select.select([fd], [], [], 5)
+            if r and any(ev["id"] == mid for ev in b.events(timeout=5, kinds=("deliver",))):
+                break
+        else:
+            raise AssertionError("the descriptor never became readable with the delivery")
+        assert r == [fd]
+    with pytest.raises(BoardError, match="not open"):
+        b.fileno()  # closed by the with
+    # and fileno() did not take the port: opening it directly is not "busy"
+    with Board(port, direct=True) as again:
+        assert again.fileno() >= 0
+
+
 def _docs_example() -> str:
     text = (ROOT / "docs" / "host-api.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
@@ -150,7 +177,7 @@ def test_hold_serves_the_port_to_others_and_survives_an_unplug(swarm):
         end = time.monotonic() + 20
         while not col.connected(swarm.ports[3]) and time.monotonic() < end:
             time.sleep(0.05)
-        d.records(timeout=0)  # what the commands left aside
+        list(d.records(timeout=0))  # what the commands left aside (a generator: drain it)
         ready([swarm.ports[0]])
         with Board(swarm.ports[0]) as a:
             for _ in range(20):  # the pulled node boots again: its first messages may miss it

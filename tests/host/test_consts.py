@@ -123,6 +123,10 @@ def test_reference_has_the_layout(mod):
     # the names the engine's copies rely on exist in the reference
     ref = reference()
     for name in ("DATA_HDR", "DIGEST_ENTRY", "AGE_SHIFT", "VT_DATA", "O_AGE", "F_ECHO", "MASK",
-                 "HALF", "DUPLICATES", "UNSENDABLE", "SYNCED"):
+                 "HALF", "DUPLICATES", "UNSENDABLE", "SYNCED", "F_RELAYS", "NEIGHBOUR_LEN",
+                 "O_NEIGHBOURS", "RESENT", "COVER", "WATCH"):
         assert name in ref, name
-    assert ref["VT_DATA"][1] == 0x11 and ref["O_AGE"][1] == 14
+    # version 2 (the digests' neighbour lists): docs/wire.md's byte 0 values
+    assert ref["VERSION"][1] == 2
+    assert (ref["VT_DATA"][1], ref["VT_DIGEST"][1], ref["VT_REQUEST"][1]) == (0x21, 0x22, 0x23)
+    assert ref["O_AGE"][1] == 14 and ref["O_NEIGHBOURS"][1] == 3 and ref["F_RELAYS"][1] == 0x08

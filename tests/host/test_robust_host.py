@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 import tty
 from pathlib import Path
@@ -285,8 +286,81 @@ def test_line_reader_turns_any_read_failure_into_one_line(fail):
     assert msg.startswith("/dev/ttyUSB3: disconnected (") and "\n" not in msg
     assert str(fail).split()[0] in e.value.detail
     assert r.take_tail().text == "tw"  # the bytes read before it are still there
-    with pytest.raises(PortError, match="write failed"):
+    with pytest.raises(PortError) as e:
         r.write_line("!stats")
+    # the port is gone only if the error says so (EIO); the others are one failed write
+    want = "disconnected" if isinstance(fail, OSError) and fail.errno == 5 else "write failed"
+    assert str(e.value).startswith(f"/dev/ttyUSB3: {want} (") and "\n" not in str(e.value)
+
+
+def _wrapped(cause: OSError) -> serial.SerialException:
+    """What pyserial's write raises for an OSError: a SerialException raised
+    inside the except, the OSError its context, its text naming the errno."""
+    try:
+        raise cause
+    except OSError as c:
+        try:
+            raise serial.SerialException(f"write failed: {c}")
+        except serial.SerialException as e:
+            return e
+
+
+class FailingWrite(FlakySerial):
+    """write() or flush() (pyserial's tcdrain) raises `fail`."""
+
+    def __init__(self, fail: BaseException, on_flush: bool = False):
+        super().__init__("/dev/ttyACM0", [], fail)
+        self.on_flush = on_flush
+
+    def write(self, data: bytes) -> int:
+        if not self.on_flush:
+            raise self.fail
+        return len(data)
+
+    def flush(self) -> None:
+        if self.on_flush:
+            raise self.fail
+
+
+@pytest.mark.parametrize("fail, on_flush, want", [
+    (OSError(5, "Input/output error"), False, "disconnected"),
+    (OSError(6, "No such device or address"), False, "disconnected"),
+    (OSError(19, "No such device"), False, "disconnected"),
+    (OSError(9, "Bad file descriptor"), False, "disconnected"),
+    (_wrapped(OSError(5, "Input/output error")), False, "disconnected"),
+    (serial.SerialException("write failed: [Errno 6] No such device or address"), False, "disconnected"),
+    (serial.PortNotOpenError(), False, "disconnected"),
+    (termios.error(5, "Input/output error"), True, "disconnected"),
+    (OSError(28, "No space left on device"), False, "write failed"),
+    (_wrapped(OSError(22, "Invalid argument")), False, "write failed"),
+    (serial.SerialTimeoutException("Write timeout"), False, "write failed"),
+    (termios.error(4, "Interrupted system call"), True, "write failed"),
+    (TypeError("'NoneType' object cannot be interpreted as an integer"), False, "write failed"),
+], ids=["EIO", "ENXIO", "ENODEV", "EBADF", "SerialException-EIO", "SerialException-ENXIO",
+        "PortNotOpen", "tcdrain-EIO", "ENOSPC", "SerialException-EINVAL", "timeout",
+        "tcdrain-EINTR", "TypeError"])
+def test_a_write_to_a_gone_port_says_disconnected_as_a_read_does(fail, on_flush, want):
+    r = LineReader(FailingWrite(fail, on_flush))  # type: ignore[arg-type]
+    with pytest.raises(PortError) as e:
+        r.write_line("!stats")
+    msg = str(e.value)
+    assert msg.startswith(f"/dev/ttyACM0: {want} (") and msg.endswith(")") and "\n" not in msg
+    if isinstance(fail, termios.error):  # said as an OSError would say it
+        assert e.value.detail == f"[Errno {fail.args[0]}] {fail.args[1]}"
+
+
+def test_a_write_to_a_real_pty_whose_far_end_closed_says_disconnected():
+    m, s = pty.openpty()
+    tty.setraw(s)
+    ser = serial.Serial(os.ttyname(s), timeout=0)
+    os.close(s)
+    try:
+        os.close(m)  # the board unplugged: the slave's writes now fail (EIO on Linux)
+        with pytest.raises(PortError) as e:
+            LineReader(ser).write_line("!stats")
+        assert str(e.value).startswith(f"{ser.port}: disconnected ("), str(e.value)
+    finally:
+        ser.close()
 
 
 def test_collector_survives_read_failures_and_keeps_every_port(monkeypatch, tmp_path):
@@ -358,9 +432,8 @@ def test_rumor_inject_to_a_port_that_vanishes_midway(boards):
     err = [ln for ln in stderr.splitlines() if ln.strip()]
     # the board may vanish while inject's write of the second command is still
     # draining (the pty's tcdrain returns EIO then) or while it waits for the
-    # answer: either way one line that names the port and what happened
-    assert len(err) == 1 and err[0].startswith(
-        (f"Error: {a.port}: disconnected (", f"Error: {a.port}: write failed (")), stderr
+    # answer: either way the same one line that names the port and what happened
+    assert len(err) == 1 and err[0].startswith(f"Error: {a.port}: disconnected ("), stderr
 
 
 def test_rumor_inject_to_a_dangling_port(tmp_path):

@@ -274,3 +274,33 @@ def test_summary_arithmetic_without_simulating(tmp_path):
     md = markdown(s)
     assert "| rumor | 2 | 95.00% | 97.00% |" in md, md
     assert "| x | rumor | 99.00% |" in md
+
+
+def test_summary_carries_issue_11s_goals_and_matrix_md_shows_them():
+    m = parse_matrix({"seeds": [1], "strategies": ["flood", "rumor"],
+                      "cell": [{"name": "g", "topology": "grid", "nodes": 9},
+                               {"name": "f", "nodes": 10, "degree": 4, "strategies": ["flood"]}]})
+
+    def rec(cell, s, d, p99, tx):
+        t = Task(cell, 1, s, {})
+        return {"key": t.key, "cell": cell, "seed": 1, "strategy": s, "wall_s": 1.0,
+                "bounds": {"mean_degree": 2.67, "cds_size": 3},
+                "metrics": {"delivery_ratio": d, "latency_ms_p50": p99 / 2, "latency_ms_p99": p99,
+                            "tx_per_message": tx, "airtime_ms_per_message": tx}}
+
+    s = summarize(m, [rec("g", "flood", 0.9, 10, 9), rec("g", "rumor", 1.0, 12, 7),
+                      rec("f", "flood", 1.0, 10, 10)])
+    g = s["goals"]
+    assert g["strategy"] == "rumor" and (g["met"], g["total"]) == (1, 1) and g["missing"] == ["f"]
+    cell = g["cells"]["g"]
+    assert cell["mean_degree"] == pytest.approx(2.67)
+    assert cell["goals"]["frames"]["value"] == pytest.approx(7 / 9, abs=1e-4)  # <= 0.8: sparse
+    assert cell["goals"]["cds"]["value"] == pytest.approx(7 / 3, abs=1e-4)
+    json.dumps(s)  # matrix.json holds it
+    md = markdown(s)
+    assert md.index("## Summary per strategy") < md.index("## Goals (issue 11)") < md.index("## Cells")
+    assert "| g | 2.7 | 100.00% (flood 90.00%) ✓ | 1.20x (≤1.25) ✓ | 0.78x (≤0.8) ✓ | - | 2.33x (≤2.5) ✓ | - | ✓ |" in md
+    assert "Cells meeting every goal: 1 of 1" in md and "Failing: none." in md
+    # a matrix without rumor has no goals section
+    s2 = summarize(m, [rec("f", "flood", 1.0, 10, 10)])
+    assert "## Goals" not in markdown(s2) and s2["goals"]["total"] == 0

@@ -25,7 +25,7 @@ DUTY_WINDOW_US = 3_600_000_000
 # the cores' counters summed over every boot of every node ("core_totals")
 CORE_TOTALS = ("delivered", "duplicates", "suppressed", "answered", "requests_out", "digests_out",
                "forgotten", "evicted", "expired", "hop_limited", "malformed", "bad_tag", "stale",
-               "rate_limited", "quota_evicted")
+               "rate_limited", "quota_evicted", "resent")
 
 _T_DATA = W.DATA
 _T_DIGEST = W.DIGEST

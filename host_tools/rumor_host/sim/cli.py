@@ -154,3 +154,6 @@ def sim(ctx: click.Context, nodes: int, topology: str, degree: float, loss: floa
 from .sweep import sweep_cmd  # noqa: E402 - the subcommand, after the group it joins
 
 sim.add_command(sweep_cmd)
+from .idle import idle_cmd  # noqa: E402 - the subcommand, after the group it joins
+
+sim.add_command(idle_cmd)

@@ -70,20 +70,22 @@ def _managed_flood(hop_limit: int) -> Callable[[Radio, float, int], Config]:
 
 
 def _rumor(radio: Radio, slot_ms: float, maxdeg: int) -> Config:
-    # our default configuration: one rebroadcast per node, farther nodes
-    # first (delay by signal), cancelled by two copies heard or by one relay
-    # heard from close by, plus Trickle-timed digests that heal the rest
-    # (ESP-NOW: Config() as it is; its timings are ESP-NOW's)
+    # our default configuration: an elected relay backbone (two-hop
+    # knowledge from the digests' neighbour lists), implicit acknowledgements
+    # that resend to a silent backbone neighbour, and Trickle-timed digests
+    # that heal the rest (ESP-NOW: Config() as it is; its timings are
+    # ESP-NOW's)
     if _is_lora(radio):
         # LoRa's airtime is tens of ms: windows in frame airtimes, and the
-        # anti-entropy waits for the slower relay wave to pass
-        # and messages live long enough for that repair (SF10: a wave of ten
-        # hops takes most of a minute)
-        return Config(relay_delay_ms=int(8 * slot_ms) + 1, rssi_ceil=-85, suppress_rssi=0,
+        # anti-entropy waits for the slower relay wave to pass; messages live
+        # long enough for that repair (SF10: a wave of ten hops takes most
+        # of a minute), and digests back off further (doublings), as every
+        # byte they carry is airtime out of a 1% duty cycle
+        return Config(relay_delay_ms=int(16 * slot_ms) + 1, rssi_ceil=-85, suppress_rssi=0,
                       gossip_interval_ms=max(1000, int(60 * slot_ms)),
                       settle_ms=max(500, int(40 * slot_ms)),
                       max_message_age_ms=min(MAX_AGE_MS, max(60000, int(800 * slot_ms))),
-                      digest_doublings=2,
+                      digest_doublings=4,
                       **_common(radio))
     return Config(**_common(radio))
 
@@ -102,7 +104,7 @@ STRATEGIES: dict[str, Strategy] = {
                  "hop limit 3", _managed_flood(3), mac="meshtastic"),
         Strategy("managed-flood-7", "as managed-flood with hop limit 7 (Meshtastic's maximum)",
                  _managed_flood(7), mac="meshtastic"),
-        Strategy("rumor", "suppressed broadcast relay + Trickle digests (the default)", _rumor),
+        Strategy("rumor", "elected relay backbone + implicit acks + Trickle digests (the default)", _rumor),
     )
 }
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import click
 
+from . import goals
 from .engine import SimParams, simulate
 from .matrix import Matrix, Task
 
@@ -256,9 +257,11 @@ def summarize(matrix: Matrix, records: list[dict]) -> dict:
                     bounds[str(sd)] = r["bounds"]
                     break
         cells[c.name] = {"params": c.params, "seeds": c.seeds, "bounds": bounds, "strategies": rows}
-    return {"title": matrix.title, "cells": cells, "summary": _summary(cells),
-            "skipped": matrix.skipped, "skip_lines": matrix.skip_lines(),
-            "wall_s_total": round(sum(r.get("wall_s", 0.0) for r in records), 1)}
+    out = {"title": matrix.title, "cells": cells, "summary": _summary(cells),
+           "skipped": matrix.skipped, "skip_lines": matrix.skip_lines(),
+           "wall_s_total": round(sum(r.get("wall_s", 0.0) for r in records), 1)}
+    out["goals"] = goals.check(out)  # issue 11's, for rumor (goals.py)
+    return out
 
 
 def _summary(cells: dict) -> dict:
@@ -292,7 +295,7 @@ def _f(v: float | None, fmt: str) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """matrix.md: the summary table, then one table per cell."""
+    """matrix.md: the summary table, issue 11's goals, then one table per cell."""
     out = [f"# {summary['title']}", "",
            "Delivery is the worst seed's; the other figures are means over the seeds; ratios are "
            "to flood on the same cell and seed (frames: every frame put on air). Delivery is "
@@ -310,6 +313,9 @@ def markdown(summary: dict) -> str:
                    f"{_f(d['p99_per_flood_median'], '{:.2f}x')} | {_f(d['p99_per_flood_worst'], '{:.2f}x')} |")
     for line in summary.get("skip_lines", []):
         out += ["", f"_{line}_"]
+    g = summary.get("goals") or goals.check(summary)
+    if g["total"]:  # a matrix without rumor runs has no goals to show
+        out += [""] + goals.markdown_lines(g)
     out += ["", "## Cells", "",
             "| cell | strategy | delivery | at settle | p50 ms | p99 ms | frames/msg | airtime ms/msg | "
             "frames/flood | p99/flood | airtime/flood |",
