@@ -584,7 +584,7 @@ class Gossip:
             + self._peers.memory_bytes()
             + 2 * mem.buf(c.mtu) + mem.lst(len(NAMES))  # _tx, _blank; counters
             + 3 * mem.buf(n) + mem.buf(8) + mem.buf(c.ring_slots) + mem.buf(16)  # _cand, _senders, _mark, _cur, _live, _sum
-            + mem.lst(n + 1) + sum(mem.lst(k) for k in range(n + 1))  # the to_peers lists
+            + mem.lst(len(self._lists)) + sum(mem.lst(len(x)) for x in self._lists)  # to_peers lists
             + mem.inst(self) + mem.inst(self._msg) + mem.inst(self._ring)
             + mem.inst(self._dedup) + mem.inst(self._peers)
             + self._origins.memory_bytes() + mem.inst(self._origins)

@@ -55,7 +55,9 @@ def _relay_init(self, c):
     self._next_relay = 0  # earliest due[] among pending relays
     self._relay_pending = False
     # to_peers lists, one per length, reused: no list is built per send
-    self._lists = [[None] * k for k in range(c.max_peers + 1)]
+    # (a broadcast medium sends to lists of one peer at most: the others,
+    # max_peers ** 2 / 2 words, would only take RAM)
+    self._lists = [[None] * k for k in range((c.max_peers if not c.broadcast else 1) + 1)]
     self._cand = bytearray(c.max_peers)  # candidate rows for a round
 
 

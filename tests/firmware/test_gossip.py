@@ -168,14 +168,16 @@ def test_rebroadcast_cancelled_when_enough_copies_heard():
     cfg = Config.small(coverage=False, relay_delay_ms=100, suppress_count=2, suppress_rssi=0)
     g, sent, got, ck = _engine(cfg)
     wait = cfg.relay_delay_ms + cfg.relay_delay_ms // 16 + 1  # the longest wait, jitter included
-    g.receive(wire.encode_data(9, 1, b"m"), addr_of(9))
+    # first copies as strong as rssi_ceil: the whole window, never a random
+    # 0 ms wait that would send before the copies are heard
+    g.receive(wire.encode_data(9, 1, b"m"), addr_of(9), cfg.rssi_ceil)
     g.receive(wire.encode_data(9, 1, b"m", sender=10, hops=1), addr_of(10))
     g.receive(wire.encode_data(9, 1, b"m", sender=11, hops=1), addr_of(11))
     ck.advance(wait)
     g.tick()
     assert sent == [] and g.stats()["suppressed"] == 1
     # with a single copy heard it goes out
-    g.receive(wire.encode_data(9, 2, b"n"), addr_of(9))
+    g.receive(wire.encode_data(9, 2, b"n"), addr_of(9), cfg.rssi_ceil)
     g.receive(wire.encode_data(9, 2, b"n", sender=10, hops=1), addr_of(10))
     ck.advance(wait)
     g.tick()
