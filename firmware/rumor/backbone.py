@@ -83,13 +83,16 @@ def _outranks(self, k, me):
 
 
 def _elect(self):
-    """Decide whether we relay (the top of this file); True: we do."""
+    """Decide whether we relay (the top of this file); True: we do.  At
+    most max_peers ** 2 bit tests: it may run on the receive path."""
     self._stale = False
     p = self._peers
     n = p.n
+    w = p.w
+    adj = p.adj
     hi = p.hi
     mark = self._mark
-    me = self._peers.known_count()
+    me = p.known_count()
     if me > self._list_cap:
         me = self._list_cap
     # H: the neighbours that outrank us (mark 1).  A row whose list we never
@@ -107,26 +110,34 @@ def _elect(self):
             if first < 0:
                 first = k
             continue
-        # a neighbour outside H must hear one of H
+        # a neighbour outside H must hear one of H (adjacent(), inlined)
+        kb = k * w
+        kc = k >> 3
+        km = 1 << (k & 7)
         for h in range(n):
-            if mark[h] and p.adjacent(k, h):
+            if mark[h] and (adj[kb + (h >> 3)] >> (h & 7) & 1 or adj[h * w + kc] & km):
                 break
         else:
             return True
     if first < 0:
         return True  # nobody outranks us
-    # H connected among itself: flood-fill from its first member (mark 2)
+    # H connected among itself: a depth-first walk from its first member,
+    # marking what it reaches 2 (_senders is the stack)
+    stack = self._senders
     mark[first] = 2
-    grew = True
-    while grew:
-        grew = False
-        for k in range(n):
-            if mark[k] == 1:
-                for h in range(n):
-                    if mark[h] == 2 and p.adjacent(k, h):
-                        mark[k] = 2
-                        grew = True
-                        break
+    stack[0] = first
+    top = 1
+    while top:
+        top -= 1
+        k = stack[top]
+        kb = k * w
+        kc = k >> 3
+        km = 1 << (k & 7)
+        for h in range(n):
+            if mark[h] == 1 and (adj[kb + (h >> 3)] >> (h & 7) & 1 or adj[h * w + kc] & km):
+                mark[h] = 2
+                stack[top] = h
+                top += 1
     for k in range(n):
         if mark[k] == 1:
             return True
