@@ -12,14 +12,16 @@
 #               every other neighbour hears one of them: they carry any
 #               message across its neighbourhood without it
 #   cover       it joins again when a neighbour hears fewer than
-#               cover_copies backbone nodes (that we know of) and it is that neighbour's
-#               best candidate (the highest priority among its non-backbone
-#               neighbours we know): on a lossy link one relay is one
-#               chance, and a node needs a couple
+#               cover_copies backbone nodes (that we know of) and it is
+#               that neighbour's best candidate (the highest priority among
+#               its non-backbone neighbours we know), unless it hears nobody
+#               else (a leaf): on a lossy link one relay is one chance, and
+#               a node needs a couple
 #
 # The highest priority node of any neighbourhood can't be pruned, so the
-# backbone stays connected; a node that lacks a neighbour's list (just
-# booted, or a neighbour not heard yet) can't judge and relays.
+# backbone stays connected.  A neighbour whose list we never heard can't be
+# ranked: it is never one of those that could replace us, which can only keep
+# us relaying (with no lists at all, just booted, every node relays).
 #
 # A backbone node relays each new message once, after a short wait (the
 # weaker the first copy, the sooner: the farther node covers more); the
@@ -46,7 +48,9 @@ def _bb_init(self, c):
     self._watch_hi = 16 * d + 2
     self._ack16 = (d >> 1) << 4
     self._watch_ms = d + (d >> 1) + 2
-    # neighbour ids a digest lists: at most a quarter of its room
+    # neighbour ids a digest lists: at most a quarter of its room (what an
+    # mtu leaves after the 16-byte header and, with a key, the trailer and
+    # the 4-byte echo: antientropy.py's room)
     self._list_cap = (c.mtu - 16 - self._trl - (4 if self._trl else 0)) >> 3
     self._relay = True  # in the backbone: until an election says otherwise
     self._stale = True  # a list or a role heard changed since the election last ran

@@ -94,6 +94,7 @@ class Gossip:
     _interval: int
     _next_relay: int
     _relay_pending: bool
+    _lists: list
     _t_fire: int
     _t_end: int
     _t_fired: bool
@@ -289,8 +290,7 @@ class Gossip:
         new to this node.  Never raises on bad input: it counts and drops.
         rssi: dBm of this reception, 0 when the radio gives none."""
         c = self.counters
-        # (bump() inlined in this method and in _data's duplicate path: they
-        # run for every frame heard)
+        # (bump() inlined here and in _data's duplicate path: run for every frame heard)
         c[_FRAMES_IN] = (c[_FRAMES_IN] - _MASK) & _MASK
         if not self._running:
             return False

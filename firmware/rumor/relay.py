@@ -158,8 +158,8 @@ def _disseminate(self, s, prio, now, own, rssi):
         return
     if mode == _FLOOD or (self._bcast and own):
         if own or self._delay == 0 or not self._bcast:
-            if _everyone(self, s, now) and self._cover and mode != _FLOOD:
-                _watch(self, s, now, self._retries)
+            if _everyone(self, s, now) and self._cover:  # (never in flood mode)
+                _watch(self, s, now, self._retries)  # ours too: a backbone neighbour may miss it
         else:
             _relay_new(self, s, now, rssi)
         return
