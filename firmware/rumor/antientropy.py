@@ -102,6 +102,9 @@ def _ae_init(self, c):
     # can grow too old.  (Four ints take the heap block two would.)
     self._sum = array("i", [0, 0, -1, 0])
     self._nl_skip = 0  # digests sent since the last one with our neighbour list
+    # bytes a digest has for entries and neighbour ids: what the mtu leaves
+    # after the header and, with a key, the trailer and an echo
+    self._droom = c.mtu - _DIGEST_HDR - self._trl - (_ECHO_LEN if self._trl else 0)
 
 
 def _summary(self, now):
@@ -239,7 +242,7 @@ def _build_digest(self, now, echo=-1):
     f = self._tx
     f[0:] = self._blank
     nc = self._nc
-    avail = self._mtu - _DIGEST_HDR - self._trl - (_ECHO_LEN if self._trl else 0)
+    avail = self._droom
     nl = 0  # neighbour ids listed (backbone.py)
     if self._cover and (self._peers.grown or not self._nl_skip):
         nl = self._peers.known_count()
@@ -299,11 +302,11 @@ def digest(self):
 
 def _send_digest(self, now, to):
     f = self._build_digest(now)
-    # an empty digest says nothing, unless it asks for the time or answers,
-    # or carries a neighbour list that changed while messages are about
-    # (an idle mesh needs no lists: it stays as quiet as it was)
-    grown = f[3] and self._peers.grown and (f[12] or f[13])
-    if f[2] == 0 and not f[1] & (_F_TRUNCATED | _F_SYNC) and not self._owe and not self._hello and not grown:
+    # an empty digest says nothing, unless it asks for the time or answers;
+    # a neighbour list alone does not make it worth sending (an idle mesh
+    # needs no lists: it stays as quiet as it was; while messages are held
+    # a digest lists some, or is truncated, and goes with its list)
+    if f[2] == 0 and not f[1] & (_F_TRUNCATED | _F_SYNC) and not self._owe and not self._hello:
         return False
     if f[3]:
         self._peers.grown = False

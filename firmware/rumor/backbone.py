@@ -48,10 +48,9 @@ def _bb_init(self, c):
     self._watch_hi = 16 * d + 2
     self._ack16 = (d >> 1) << 4
     self._watch_ms = d + (d >> 1) + 2
-    # neighbour ids a digest lists: at most a quarter of its room (what an
-    # mtu leaves after the 16-byte header and, with a key, the trailer and
-    # the 4-byte echo: antientropy.py's room)
-    self._list_cap = (c.mtu - 16 - self._trl - (4 if self._trl else 0)) >> 3
+    # neighbour ids a digest lists: at most a quarter of its room
+    # (antientropy.py's _droom: 2 bytes an id)
+    self._list_cap = self._droom >> 3
     self._relay = True  # in the backbone: until an election says otherwise
     self._stale = True  # a list or a role heard changed since the election last ran
     self._rev = -1  # Peers.rev when it last ran (rows learned or dropped since: it runs again)
@@ -96,9 +95,8 @@ def _elect(self):
     adj = p.adj
     hi = p.hi
     mark = self._mark
-    me = p.known_count()
-    if me > self._list_cap:
-        me = self._list_cap
+    known = p.known_count()
+    me = known if known < self._list_cap else self._list_cap
     # H: the neighbours that outrank us (mark 1).  A row whose list we never
     # heard can't be ranked: it stays out of H, and must be heard by H like
     # any other (its links are known from the lists that name it)
@@ -145,7 +143,9 @@ def _elect(self):
     for k in range(n):
         if mark[k] == 1:
             return True
-    return _needed_for_cover(self, me)
+    # (our relay can bring a neighbour something only if we hear some other
+    # node too: a leaf would only ever relay to it what it heard from it)
+    return known > 1 and _needed_for_cover(self, me)
 
 
 def _needed_for_cover(self, me):
@@ -164,13 +164,6 @@ def _needed_for_cover(self, me):
         xb = x * w
         xc = x >> 3
         xm = 1 << (x & 7)
-        # our relay can bring x something only if we hear some other node:
-        # a leaf would only ever relay to x what it heard from x
-        for y in range(n):
-            if y != x and hi[y] >= 0:
-                break
-        else:
-            continue
         cnt = 0
         best = True
         for y in range(n):

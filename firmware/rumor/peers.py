@@ -9,7 +9,7 @@
 # needs a big int on a 32-bit board; a small open-addressing index maps an id
 # to its row, so hearing a known peer is one or two probes.
 #
-# Two-hop knowledge (cover.py reads it): a node's digests list its
+# Two-hop knowledge (backbone.py reads it): a node's digests list its
 # neighbours' short ids (the low 16 bits of their node ids).  When row k's
 # list is heard, bit j of row k in `adj` is set for every row j it names;
 # rows j and k are neighbours when either named the other (adjacent()).

@@ -254,21 +254,17 @@ def _relays(self, now):
     pending = False
     for s in range(r.slots):
         if st[s] & RELAY:
-            t = due[s]
-            if ((t - now ^ _HALF) & _MASK) - _HALF <= 0:
+            if ((due[s] - now ^ _HALF) & _MASK) - _HALF <= 0:
                 if st[s] & COVER:
                     _due_cover(self, s, now)
                 else:
                     r.cancel(s)
                     self._send_slot(s, now, None)
-                if st[s] & RELAY:  # a watch was armed: it is due later
-                    t = due[s]
-                    if not pending or ((t - nxt ^ _HALF) & _MASK) - _HALF < 0:
-                        nxt = t
-                        pending = True
-            elif not pending or ((t - nxt ^ _HALF) & _MASK) - _HALF < 0:
-                nxt = t
-                pending = True
+            if st[s] & RELAY:  # not due yet, or a watch was armed: due later
+                t = due[s]
+                if not pending or ((t - nxt ^ _HALF) & _MASK) - _HALF < 0:
+                    nxt = t
+                    pending = True
     self._relay_pending = pending
     self._next_relay = nxt
 

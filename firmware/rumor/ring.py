@@ -21,7 +21,7 @@
 #   bit      set by                        cleared by
 #   RELAY    arm(s, due, need)             cancel(s); free(s)
 #   COVER    arm(s, due, 0, COVER)         cancel(s); free(s)
-#   WATCH    arm(s, due, 0, COVER | WATCH) cancel(s); free(s)
+#   WATCH    arm(s, due, left, COVER|WATCH) cancel(s); free(s)   (need[s]: resends left)
 #   PUSH     push(s, rounds), rounds > 0   pushed(s) once its rounds are used; free(s)
 #   LIMITED  put(..., LIMITED)             free(s)
 #   OWN      put(..., OWN)                 free(s)
@@ -29,7 +29,7 @@
 #   QUAR     quarantine(s)                 release(s); free(s)
 #
 # A slot is sendable when none of LIMITED, HELD, QUAR is set (UNSENDABLE).
-# COVER and WATCH qualify a pending relay (RELAY): cover.py decides it at
+# COVER and WATCH qualify a pending relay (RELAY): backbone.py decides it at
 # its due time from who was heard sending the message (by[], the senders'
 # rows as a bitmap, set by heard_from() from the first copy on).
 #

@@ -8,15 +8,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .engine import SimParams, simulate
 from .report import budget_text, rich_airtime_table, rich_table, write_json
-from .strategies import DEFAULT_ORDER, STRATEGIES, parse_strategies
+from .strategies import DEFAULT_ORDER, STRATEGIES, strategies_option
 from .topology import TOPOLOGIES
-
-
-def _strategies(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    try:
-        return parse_strategies(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
 
 
 def _strategy_help() -> str:
@@ -56,7 +49,7 @@ def run_with_progress(params: SimParams, names: list[str], console: Console,
 @click.option("--sf", type=click.IntRange(7, 12), default=7, show_default=True,
               help="LoRa spreading factor (125 kHz, CR 4/5).")
 @click.option("--strategy", "strategies", default=",".join(DEFAULT_ORDER), show_default=True,
-              callback=_strategies, help="Comma-separated strategies to compare, in order.")
+              callback=strategies_option, help="Comma-separated strategies to compare, in order.")
 @click.option("--messages", "-m", type=click.IntRange(min=1), default=100, show_default=True,
               help="Messages published, each from a random node.")
 @click.option("--seed", type=int, default=1, show_default=True,

@@ -24,7 +24,10 @@ missing, so a partial sweep cannot pass by omission.
 from __future__ import annotations
 
 import statistics
+from dataclasses import asdict
 from typing import Any
+
+from .params import SimParams
 
 DELIVERY_MIN = 0.999
 P99_MAX = {"espnow": 1.25, "lora": 2.0}
@@ -39,8 +42,11 @@ LOADED_BASELINE = "managed-flood"
 # the goals in the order matrix.md shows them
 GOALS = ("delivery", "p99", "frames", "airtime", "cds", "loaded")
 
-# SimParams' defaults for what a cell may leave out (params.py)
-_DEFAULTS = {"radio": "espnow", "topology": "rgg", "nodes": 100, "degree": 10.0}
+
+
+def _params(cell: dict) -> dict:
+    """The cell's simulator parameters, SimParams' defaults for what it leaves out."""
+    return {**asdict(SimParams()), **cell.get("params", {})}
 
 
 def _goal(value: float | None, limit: float | None, ok: bool | None, **extra: Any) -> dict:
@@ -61,7 +67,7 @@ def mean_degree(cell: dict) -> float:
         return round(statistics.fmean(vals), 3)
     from .topology import make_topology
 
-    p = {**_DEFAULTS, **cell.get("params", {})}
+    p = _params(cell)
     seeds = cell.get("seeds") or [1]
     degs = [make_topology(p["topology"], p["nodes"], p["degree"], sd).mean_degree() for sd in seeds]
     return round(statistics.fmean(degs), 3)
@@ -121,7 +127,7 @@ def check_cell(name: str, cell: dict, strategy: str = "rumor") -> dict | None:
         return None
     m, runs = row["mean"], row["runs"]
     fm = rows["flood"]["mean"] if "flood" in rows else None
-    radio = cell.get("params", {}).get("radio", _DEFAULTS["radio"])
+    radio = _params(cell)["radio"]
     lora = radio == "lora"
     deg = mean_degree(cell)
     frames_max = FRAMES_MAX_DENSE if deg >= DENSE_DEGREE else FRAMES_MAX_SPARSE

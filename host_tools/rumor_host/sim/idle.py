@@ -33,7 +33,7 @@ import click
 from rumor import wire as W
 
 from .engine import Engine, Hooks, SimParams, build_scenario
-from .strategies import STRATEGIES, parse_strategies
+from .strategies import STRATEGIES, strategies_option
 from .topology import TOPOLOGIES
 
 KINDS = ("data", "digest", "request")
@@ -186,13 +186,6 @@ def run_line(r: dict) -> str:
             f"{r['steady_per_node_per_hour']['frames']:.2f}; last frame {last}")
 
 
-def _strategies(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    try:
-        return parse_strategies(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
-
-
 @click.command("idle", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--nodes", "-n", type=click.IntRange(min=2), default=100, show_default=True)
 @click.option("--topology", type=click.Choice(TOPOLOGIES), default="rgg", show_default=True)
@@ -204,7 +197,7 @@ def _strategies(ctx: click.Context, param: click.Parameter, value: str) -> list[
 @click.option("--sf", type=click.IntRange(7, 12), default=7, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--strategy", "strategies", default="rumor,flood", show_default=True,
-              callback=_strategies, help="Comma-separated strategies.")
+              callback=strategies_option, help="Comma-separated strategies.")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Simulated hours of idle time.")
 @click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True,

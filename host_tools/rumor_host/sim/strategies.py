@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import click
+
 from rumor import Config
 from rumor.config import MAX_AGE_MS
 
@@ -126,3 +128,11 @@ def parse_strategies(text: str) -> list[str]:
         if s not in seen:
             seen.append(s)
     return seen
+
+
+def strategies_option(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    """parse_strategies() as a click option callback: one clear line for a bad name."""
+    try:
+        return parse_strategies(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
